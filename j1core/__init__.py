@@ -1,0 +1,1 @@
+"""j1: train LLM judges with reinforcement learning (GRPO), the J1 recipe."""
