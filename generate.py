@@ -1,0 +1,27 @@
+"""Generate with a judge model: evaluate it on benchmarks, or build synthetic training pairs.
+
+    python generate.py judge --model smollm2-135m-instruct --benchmark llmbar --limit 20 --out runs/eval
+    python generate.py synth math --model smollm2-135m-instruct --problems ../shared/data/GSM8K/test.jsonl --out pairs.jsonl
+    python generate.py synth noisy --model smollm2-135m-instruct --prompts prompts.jsonl --out pairs.jsonl
+"""
+import argparse
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    from j1core.evaluate import add_judge_args, run_judge
+    from j1core.synth import add_synth_args, run_synth
+
+    judge = commands.add_parser("judge", help="judge benchmark pairs in both orders and write a report")
+    add_judge_args(judge)
+    judge.set_defaults(run=run_judge)
+    synth = commands.add_parser("synth", help="build synthetic preference pairs with the J1 recipe")
+    add_synth_args(synth)
+    synth.set_defaults(run=run_synth)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    main()

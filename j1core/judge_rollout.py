@@ -1,0 +1,100 @@
+"""Sample G judgments per prompt and pack them into the padded batch the loss consumes.
+
+    python -m pytest tests/test_judge_rollout.py
+
+Two ways to sample a pairwise judgment:
+- free: the judge writes up to --max-new-tokens after the pre-opened "<think>", and the reward parses it;
+- forced verdict (--forced-verdict, pairwise prompts only): the judge reasons for at most --max-think-tokens,
+  the engine then feeds "</think>\\n<answer>[[" and samples the next token among "A" and "B" only. The forced
+  tokens are part of the sequence but masked out of the loss; the letter is trained like any sampled token.
+  A small model that never writes the format on its own still gets a reward signal from its first step.
+Score formats always sample freely.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from j1core.prompts import answer_choices, forced_suffix, render_answer
+
+
+@dataclass
+class JudgeSample:
+    token_ids: list[int]   # completion tokens as fed to the model, forced ones included
+    logprobs: list[float]  # sampling log-probs (0.0 for forced tokens)
+    loss_mask: list[int]   # 1 for sampled tokens, 0 for forced ones
+    text: str              # what the reward parses
+
+
+def uses_forced_verdict(cfg, fmt: str) -> bool:
+    return bool(cfg.forced_verdict) and fmt == "pairwise"
+
+
+def generate_judgments(engine, tokenizer, prompts, cfg, seed: int) -> list[list[JudgeSample]]:
+    """G samples for every prompt, in prompt order."""
+    forced = [uses_forced_verdict(cfg, p.fmt) for p in prompts]
+    out: list[list[JudgeSample] | None] = [None] * len(prompts)
+    for want_forced in (True, False):
+        idx = [i for i, f in enumerate(forced) if f == want_forced]
+        if not idx:
+            continue
+        sampler = sample_forced if want_forced else sample_free
+        for i, group in zip(idx, sampler(engine, tokenizer, [prompts[i] for i in idx], cfg, seed)):
+            out[i] = group
+    return out
+
+
+def common_kwargs(cfg, seed):
+    return dict(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed)
+
+
+def sample_free(engine, tokenizer, prompts, cfg, seed):
+    groups = engine.generate([p.ids for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
+                             stop_token_ids=[tokenizer.eos_token_id], **common_kwargs(cfg, seed))
+    return [[JudgeSample(c.token_ids, c.logprobs, [1] * len(c.token_ids),
+                         tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in group]
+            for group in groups]
+
+
+def letter_ids(tokenizer) -> list[int]:
+    ids = [tokenizer.convert_tokens_to_ids(letter) for letter in answer_choices("pairwise")]
+    if any(i is None or i == tokenizer.unk_token_id for i in ids):
+        raise ValueError("the tokenizer has no single tokens for the verdict letters; use free sampling")
+    return ids
+
+
+def sample_forced(engine, tokenizer, prompts, cfg, seed):
+    suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
+    choices = letter_ids(tokenizer)
+    groups = engine.generate([p.ids for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_think_tokens,
+                             stop_token_ids=[tokenizer.eos_token_id], forced_suffix=suffix, choice_ids=choices,
+                             **common_kwargs(cfg, seed))
+    samples = []
+    for group in groups:
+        samples.append([])
+        for c in group:
+            mask = [0 if f else 1 for f in c.forced]
+            think = [t for t, f in zip(c.token_ids[:-1], c.forced[:-1]) if not f]
+            letter = tokenizer.decode(c.token_ids[-1:])
+            text = tokenizer.decode(think, skip_special_tokens=True) + render_answer("pairwise", letter)
+            samples[-1].append(JudgeSample(c.token_ids, c.logprobs, mask, text))
+    return samples
+
+
+def pack_batch(prompts, samples, pad_id: int) -> dict:
+    """Right-padded rows of prompt + completion, one per sample: input_ids, attention_mask, loss_mask (1 on
+    trained completion tokens) and rollout_logp (the sampler's log-probs, aligned with input_ids)."""
+    rows = [(p.ids, s) for p, group in zip(prompts, samples) for s in group]
+    width = max(len(ids) + len(s.token_ids) for ids, s in rows)
+    batch = {"input_ids": torch.full((len(rows), width), pad_id, dtype=torch.long),
+             "attention_mask": torch.zeros(len(rows), width, dtype=torch.long),
+             "loss_mask": torch.zeros(len(rows), width, dtype=torch.long),
+             "rollout_logp": torch.zeros(len(rows), width, dtype=torch.float32)}
+    for r, (ids, s) in enumerate(rows):
+        n, m = len(ids), len(s.token_ids)
+        batch["input_ids"][r, :n + m] = torch.tensor(ids + s.token_ids)
+        batch["attention_mask"][r, :n + m] = 1
+        batch["loss_mask"][r, n:n + m] = torch.tensor(s.loss_mask)
+        batch["rollout_logp"][r, n:n + m] = torch.tensor(s.logprobs, dtype=torch.float32)
+    return batch

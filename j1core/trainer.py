@@ -1,0 +1,245 @@
+"""The GRPO trainer: one step reads top to bottom, rollout -> reward -> advantage -> loss -> step -> log -> save.
+
+    python train.py --max-steps 3 --output runs/try
+
+Single process by default; under the deepspeed launcher the policy is wrapped by j1core.distributed (ZeRO-3).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from j1core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from j1core.config import TrainConfig
+from j1core.data import PairStream, load_pairs, split_pairs
+from j1core.grpo import group_advantages, policy_loss
+from j1core.judging import build_prompts, score_step, step_metrics
+from j1core.logprobs import token_logprobs
+from j1core.metrics import MetricsLogger, plot_curves
+from j1core.model import load_model, resolve_dtype
+from j1core.rollout import RolloutEngine
+from j1core.judge_rollout import generate_judgments, pack_batch
+
+class BadStepsError(RuntimeError):
+    pass
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_training_pairs(cfg: TrainConfig):
+    """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part."""
+    if cfg.data == "builtin":
+        from j1core.builtin import builtin_pairs
+
+        return builtin_pairs(split="train", seed=0)
+    if cfg.benchmark:
+        from j1core.benchmarks import load_benchmark
+
+        pairs = load_benchmark(cfg.benchmark, cfg.data)
+    else:
+        pairs = load_pairs(cfg.data, skip_invalid=cfg.skip_invalid)
+    return split_pairs(pairs, cfg.heldout_fraction, seed=cfg.seed)[0]
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up to cfg.lr, then constant or cosine decay to zero at max_steps (step counts from 0)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, policy=None, tokenizer=None, reference=None, pairs=None):
+        self.cfg = cfg
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        if policy is None:
+            policy, tokenizer = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
+        self.policy, self.tokenizer = policy, tokenizer
+        self.reference = reference
+        if cfg.beta > 0 and reference is None:
+            self.reference, _ = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
+        if self.reference is not None:
+            self.reference.requires_grad_(False).eval()
+        self.autocast_dtype = resolve_dtype(cfg.dtype)
+        self.engine = RolloutEngine(self.policy, tokenizer, max_batch_tokens=cfg.max_batch_tokens)
+        train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
+        self.stream = PairStream(train_pairs, seed=cfg.seed)
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.step, self.bad_steps_in_row, self.bad_steps_total = 0, 0, 0
+        self.output = Path(cfg.output)
+        self.stop_requested = False
+        if cfg.resume:
+            self.resume(Path(cfg.resume))
+        self.logger = MetricsLogger(self.output, tensorboard=cfg.tensorboard)
+        self.logger.truncate_after(self.step)
+
+    # ---- one step -------------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg, times = self.cfg, {}
+        pairs = self.stream.take(cfg.pairs_per_step)
+        prompts = build_prompts(pairs, cfg.format, self.tokenizer)
+
+        t = time.perf_counter()
+        self.policy.eval()
+        samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, seed=cfg.seed * 1_000_003 + self.step)
+        times["rollout_seconds"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        texts = [[s.text for s in group] for group in samples]
+        rewards = score_step(prompts, texts, cfg.reward, cfg.pairing, cfg.format_reward)
+        flat_rewards = torch.tensor([r for group in rewards for r in group], dtype=torch.float32)
+        advantages = group_advantages(flat_rewards, cfg.group_size, scale=cfg.adv_scale)
+        times["reward_seconds"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        batch = pack_batch(prompts, samples, self.tokenizer.pad_token_id)
+        ref_logp = self.reference_logprobs(batch)
+        times["reference_seconds"] = time.perf_counter() - t
+
+        stats = {}
+        for _ in range(cfg.updates_per_batch):
+            t = time.perf_counter()
+            loss, stats = self.accumulate_gradients(batch, advantages, ref_logp)
+            times["loss_seconds"] = times.get("loss_seconds", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            stats.update(self.optimizer_step(loss))
+            times["optimizer_seconds"] = times.get("optimizer_seconds", 0.0) + time.perf_counter() - t
+        self.engine.load_weights(self.policy)
+
+        n_new = int(batch["loss_mask"].sum())
+        total = sum(times.values())
+        return {"step": self.step + 1, "reward_mean": flat_rewards.mean().item(),
+                "reward_std": flat_rewards.std().item(), **step_metrics(prompts, texts), **stats,
+                "completion_length": sum(len(s.token_ids) for g in samples for s in g) / flat_rewards.numel(),
+                "lr": lr_at(cfg, self.step), **times, "tokens_per_second": n_new / max(total, 1e-9)}
+
+    # ---- log-probs and loss ---------------------------------------------------------------------------
+    def micro_batches(self, batch):
+        """Slices of the step's batch, each trimmed to its own longest sequence."""
+        size = self.cfg.micro_batch_size
+        for start in range(0, batch["input_ids"].shape[0], size):
+            rows = slice(start, start + size)
+            width = int(batch["attention_mask"][rows].sum(1).max())
+            yield rows, {k: v[rows, :width].to(self.device) for k, v in batch.items()}
+
+    def logprobs(self, model, mb, with_entropy=False):
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.cfg.dtype == "bf16"):
+            return token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["loss_mask"],
+                                  temperature=self.cfg.temperature, return_entropy=with_entropy)
+
+    @torch.no_grad()
+    def reference_logprobs(self, batch):
+        if self.cfg.beta == 0 or self.reference is None:
+            return None
+        out = torch.zeros_like(batch["rollout_logp"])
+        for rows, mb in self.micro_batches(batch):
+            out[rows, :mb["input_ids"].shape[1]] = self.logprobs(self.reference, mb).float().cpu()
+        return out
+
+    def accumulate_gradients(self, batch, advantages, ref_logp):
+        """Backward over micro-batches, each weighted so the sum equals the loss of the whole batch."""
+        cfg = self.cfg
+        self.policy.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        n_seqs, n_tokens = batch["loss_mask"].shape[0], batch["loss_mask"].sum().item()
+        total_loss, sums = 0.0, {}
+        for rows, mb in self.micro_batches(batch):
+            logp, entropy = self.logprobs(self.policy, mb, with_entropy=True)
+            logp = logp.float()
+            width = mb["input_ids"].shape[1]
+            old = logp.detach() if cfg.updates_per_batch == 1 else mb["rollout_logp"]
+            ref = ref_logp[rows, :width].to(self.device) if ref_logp is not None else None
+            loss, st = policy_loss(logp, old, ref, advantages[rows].to(self.device), mb["loss_mask"].float(),
+                                   loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                                   beta=cfg.beta, max_completion_length=batch["loss_mask"].shape[1],
+                                   kl_times_ratio=cfg.kl_times_ratio)
+            mb_tokens = mb["loss_mask"].sum().item()
+            mb_seqs = mb["input_ids"].shape[0]
+            share = mb_tokens / n_tokens if cfg.loss_type in ("bnpo", "dapo") else mb_seqs / n_seqs
+            (loss * share).backward()
+            total_loss += loss.item() * share
+            st["entropy"] = (entropy.float() * mb["loss_mask"]).sum().item() / max(mb_tokens, 1)
+            for k, v in st.items():
+                sums[k] = sums.get(k, 0.0) + v * mb_tokens
+        stats = {k: v / max(n_tokens, 1) for k, v in sums.items()}
+        stats["loss"] = total_loss
+        return total_loss, stats
+
+    def optimizer_step(self, loss) -> dict:
+        cfg = self.cfg
+        params = [p for p in self.policy.parameters() if p.grad is not None]
+        max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm).item()
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.bad_steps_in_row += 1
+            self.bad_steps_total += 1
+            return {"grad_norm": grad_norm, "skipped": 1, "bad_steps_total": self.bad_steps_total}
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(cfg, self.step)
+        self.optimizer.step()
+        self.bad_steps_in_row = 0
+        return {"grad_norm": grad_norm, "skipped": 0, "bad_steps_total": self.bad_steps_total}
+
+    # ---- loop, checkpoints, signals -------------------------------------------------------------------
+    def train(self) -> Path:
+        cfg = self.cfg
+        previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        bar = progress_bar(cfg, self.step)
+        try:
+            while self.step < cfg.max_steps and not self.stop_requested:
+                metrics = self.train_step()
+                self.step += 1
+                self.logger.log(self.step, metrics)
+                bar.update(1)
+                bar.set_postfix(reward=f"{metrics['reward_mean']:.2f}",
+                                acc=f"{metrics['accuracy'] or 0:.2f}", flip=f"{metrics['flip_rate'] or 0:.2f}")
+                if self.bad_steps_in_row >= cfg.max_bad_steps:
+                    self.save()
+                    raise BadStepsError(f"{self.bad_steps_in_row} steps in a row had a non-finite loss or "
+                                        f"gradient; saved step {self.step} to {self.output / 'checkpoint'}")
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps:
+                    self.save()
+            self.save()
+        finally:
+            bar.close()
+            self.logger.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        plot_curves(self.output / "metrics.jsonl", self.output / "curves.png")
+        return self.output / "checkpoint"
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True
+
+    def save(self):
+        state = {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
+                 "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
+                 "config": vars(self.cfg)}
+        save_checkpoint(self.output / "checkpoint", self.policy, self.tokenizer, self.optimizer, state)
+
+    def resume(self, run_dir: Path):
+        state = load_checkpoint(run_dir / "checkpoint", self.policy, self.optimizer)
+        self.step = state["step"]
+        self.stream.load_state_dict(state["stream"])
+        self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
+        restore_rng(state["rng"])
+        self.engine.load_weights(self.policy)
+
+
+def progress_bar(cfg: TrainConfig, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.max_steps, initial=start, desc="grpo", disable=not cfg.progress, dynamic_ncols=True)
