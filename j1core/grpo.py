@@ -1,0 +1,128 @@
+"""GRPO estimator: group-relative advantages and the clipped policy loss with a k3 KL to the reference.
+
+    python -m pytest tests/test_grpo.py tests/test_grpo_trl_parity.py -q
+
+Pure functions on tensors, nothing stateful (the loss lives alone, as in tiny-grpo).
+
+Advantage (GRPO, Shao et al. 2024, "DeepSeekMath"):  A_i = (r_i - mean_group(r)) / (std_group(r) + eps),
+unbiased std. "batch" divides by the std of the whole batch instead (still subtracting the group mean);
+"none" drops the division (Dr. GRPO, Liu et al. 2025, "Understanding R1-Zero-Like Training").
+
+Policy loss per completion token t (PPO clipped surrogate, with DAPO's clip-higher: eps_low != eps_high):
+    w_t = exp(logp_t - old_logp_t)
+    L_t = -min(w_t * A, clip(w_t, 1 - eps_low, 1 + eps_high) * A) + beta * KL_t
+    KL_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1        (Schulman's k3 estimator; >= 0, unbiased)
+With kl_times_ratio the KL term is multiplied by w_t (TRL's `use_bias_correction_kl`, its default), which
+makes it an importance-sampled estimate under the sampling policy; on-policy w_t == 1 in value.
+
+Aggregation over the masked tokens (loss_type):
+    grpo      mean over sequences of each sequence's token mean (the original GRPO paper)
+    bnpo/dapo token mean over the whole batch (DAPO's token-level loss); on one process TRL's dapo equals bnpo
+    dr_grpo   token sum / (sequences * max_completion_length) (Dr. GRPO: no length normalisation bias)
+"""
+from __future__ import annotations
+
+import torch
+
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
+ADVANTAGE_SCALES = ("group", "batch", "none")
+
+
+def group_advantages(rewards, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """Group-relative advantages of rewards laid out as contiguous groups of `group_size` samples."""
+    if scale not in ADVANTAGE_SCALES:
+        raise ValueError(f"advantage scale must be one of {ADVANTAGE_SCALES}, got {scale!r}")
+    r = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1)
+    if group_size < 1 or r.numel() % group_size:
+        raise ValueError(f"{r.numel()} rewards do not split into groups of group_size={group_size}")
+    groups = r.view(-1, group_size)
+    centred = (groups - groups.mean(dim=1, keepdim=True)).reshape(-1)
+    if scale == "none":
+        return centred
+    std = unbiased_std(groups, dim=1).repeat_interleave(group_size) if scale == "group" else unbiased_std(r)
+    return centred / (std + eps)
+
+
+def unbiased_std(x: torch.Tensor, dim=None) -> torch.Tensor:
+    """Bessel-corrected std; a single sample has std 0 (not NaN), so its advantage is 0."""
+    n = x.numel() if dim is None else x.shape[dim]
+    if n < 2:
+        return torch.zeros_like(x.sum(dim=dim) if dim is not None else x.sum())
+    return x.std(dim=dim, correction=1) if dim is not None else x.std(correction=1)
+
+
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(policy || reference): exp(ref - logp) - (ref - logp) - 1."""
+    delta = ref_logp - logp
+    return torch.exp(delta) - delta - 1
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str,
+              max_completion_length: int | None = None) -> torch.Tensor:
+    """Reduce per-token losses [B, T] to a scalar the way `loss_type` prescribes (module docstring)."""
+    if loss_type == "grpo":
+        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_type in ("bnpo", "dapo"):
+        return masked_mean(per_token, mask)
+    if loss_type == "dr_grpo":
+        length = mask.shape[1] if max_completion_length is None else max_completion_length
+        return (per_token * mask).sum() / (per_token.shape[0] * length)
+    raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+
+
+def check_shapes(logp, old_logp, ref_logp, advantages, mask) -> None:
+    named = {"old_logp": old_logp, "mask": mask} | ({} if ref_logp is None else {"ref_logp": ref_logp})
+    for name, t in named.items():
+        if t.shape != logp.shape:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}, logp has {tuple(logp.shape)}")
+    if advantages.shape not in ((logp.shape[0],), tuple(logp.shape)):
+        raise ValueError(f"advantages has shape {tuple(advantages.shape)}; expected ({logp.shape[0]},) "
+                         f"or {tuple(logp.shape)}")
+
+
+def policy_loss(logp, old_logp, ref_logp, advantages, mask, loss_type: str = "grpo", eps_low: float = 0.2,
+                eps_high: float = 0.2, beta: float = 0.0, max_completion_length: int | None = None,
+                kl_times_ratio: bool = False):
+    """Clipped GRPO loss over completion tokens -> (scalar loss, stats of python floats).
+
+    logp/old_logp/ref_logp/mask: [B, T]; advantages: [B] (or [B, T]). ref_logp may be None when beta == 0.
+    stats (masked token means): clip_low (w < 1-eps_low and A < 0), clip_high (w > 1+eps_high and A > 0),
+    clip_region (either), kl (the KL term as added to the loss; 0 without ref_logp), ratio.
+    """
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+    if beta != 0.0 and ref_logp is None:
+        raise ValueError(f"beta={beta} needs ref_logp (the reference model's per-token log-probs)")
+    check_shapes(logp, old_logp, ref_logp, advantages, mask)
+    mask = mask.to(logp.dtype)
+    adv = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages
+    adv = adv.to(logp.dtype)
+
+    ratio = torch.exp(logp - old_logp)
+    clipped_ratio = ratio.clamp(1 - eps_low, 1 + eps_high)
+    per_token = -torch.min(ratio * adv, clipped_ratio * adv)
+    kl = None
+    if ref_logp is not None:
+        kl = k3_kl(logp, ref_logp)
+        if kl_times_ratio:
+            kl = kl * ratio
+        if beta != 0.0:
+            per_token = per_token + beta * kl
+    loss = aggregate(per_token, mask, loss_type, max_completion_length)
+    return loss, loss_stats(ratio.detach(), adv, mask, eps_low, eps_high, None if kl is None else kl.detach())
+
+
+def loss_stats(ratio, adv, mask, eps_low, eps_high, kl) -> dict[str, float]:
+    low = ((ratio < 1 - eps_low) & (adv < 0)).to(mask.dtype)
+    high = ((ratio > 1 + eps_high) & (adv > 0)).to(mask.dtype)
+    return {
+        "clip_low": masked_mean(low, mask).item(),
+        "clip_high": masked_mean(high, mask).item(),
+        "clip_region": masked_mean(torch.maximum(low, high), mask).item(),
+        "kl": 0.0 if kl is None else masked_mean(kl, mask).item(),
+        "ratio": masked_mean(ratio, mask).item(),
+    }

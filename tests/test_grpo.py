@@ -1,0 +1,146 @@
+"""Tests of j1core/grpo.py against plain per-element loops.
+
+    python -m pytest tests/test_grpo.py -q
+"""
+import math
+import statistics
+
+import pytest
+import torch
+
+from j1core.grpo import LOSS_TYPES, group_advantages, policy_loss
+
+
+def reference_advantages(rewards, group_size, scale, eps):
+    groups = [rewards[i:i + group_size] for i in range(0, len(rewards), group_size)]
+    batch_std = statistics.stdev(rewards)
+    out = []
+    for g in groups:
+        mean = sum(g) / len(g)
+        std = {"group": statistics.stdev(g), "batch": batch_std, "none": None}[scale]
+        out += [(r - mean) if std is None else (r - mean) / (std + eps) for r in g]
+    return out
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_group_advantages_match_loop(scale):
+    gen = torch.Generator().manual_seed(1)
+    rewards = torch.randint(0, 2, (24,), generator=gen).float() + torch.rand(24, generator=gen)
+    got = group_advantages(rewards, group_size=4, scale=scale)
+    want = reference_advantages(rewards.tolist(), 4, scale, 1e-4)
+    assert torch.allclose(got, torch.tensor(want), atol=1e-5)
+
+
+def test_group_advantages_zero_when_group_agrees():
+    adv = group_advantages([1.0, 1.0, 1.0, 0.0, 1.0, 0.0], group_size=3)
+    assert adv[:3].abs().max().item() == 0.0
+    assert adv[3:].sum().abs().item() < 1e-6
+
+
+def test_group_advantages_single_sample_groups_are_zero():
+    assert group_advantages([0.3, 0.9], group_size=1).abs().max().item() == 0.0
+
+
+def test_group_advantages_reject_ragged_groups():
+    with pytest.raises(ValueError, match="group_size=4"):
+        group_advantages([1.0] * 6, group_size=4)
+
+
+def reference_loss(logp, old, ref, adv, mask, loss_type, eps_low, eps_high, beta, max_len, kl_times_ratio):
+    """Per-token loop of the clipped surrogate + beta * k3 KL, then the named aggregation."""
+    B, T = len(logp), len(logp[0])
+    rows = []
+    for b in range(B):
+        row = []
+        for t in range(T):
+            w = math.exp(logp[b][t] - old[b][t])
+            a = adv[b]
+            clipped = min(max(w, 1 - eps_low), 1 + eps_high)
+            loss = -min(w * a, clipped * a)
+            if beta:
+                d = ref[b][t] - logp[b][t]
+                kl = math.exp(d) - d - 1
+                loss += beta * kl * (w if kl_times_ratio else 1.0)
+            row.append(loss * mask[b][t])
+        rows.append(row)
+    if loss_type == "grpo":
+        return sum(sum(r) / max(sum(m), 1) for r, m in zip(rows, mask)) / B
+    if loss_type in ("bnpo", "dapo"):
+        return sum(map(sum, rows)) / max(sum(map(sum, mask)), 1)
+    return sum(map(sum, rows)) / (B * (max_len or T))
+
+
+def random_inputs(B=4, T=7, seed=0, spread=0.4):
+    gen = torch.Generator().manual_seed(seed)
+    old = -torch.rand(B, T, generator=gen) * 3
+    logp = old + torch.randn(B, T, generator=gen) * spread
+    ref = old + torch.randn(B, T, generator=gen) * spread
+    adv = torch.randn(B, generator=gen)
+    lengths = torch.randint(1, T + 1, (B,), generator=gen)
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).float()
+    return logp, old, ref, adv, mask
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+@pytest.mark.parametrize("beta,kl_times_ratio", [(0.0, False), (0.05, False), (0.05, True)])
+def test_policy_loss_matches_loop(loss_type, beta, kl_times_ratio):
+    logp, old, ref, adv, mask = random_inputs(seed=3)
+    kw = {"loss_type": loss_type, "eps_low": 0.2, "eps_high": 0.28, "beta": beta, "max_completion_length": None}
+    loss, _ = policy_loss(logp, old, ref, adv, mask, kl_times_ratio=kl_times_ratio, **kw)
+    want = reference_loss(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(),
+                          loss_type, 0.2, 0.28, beta, None, kl_times_ratio)
+    assert loss.item() == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_dr_grpo_uses_max_completion_length():
+    logp, old, _ref, adv, mask = random_inputs(seed=4)
+    short, _ = policy_loss(logp, old, None, adv, mask, loss_type="dr_grpo")
+    long, _ = policy_loss(logp, old, None, adv, mask, loss_type="dr_grpo", max_completion_length=70)
+    assert long.item() == pytest.approx(short.item() * mask.shape[1] / 70, rel=1e-6)
+
+
+def test_stats_count_clipped_tokens_like_a_loop():
+    logp, old, ref, adv, mask = random_inputs(B=16, T=12, seed=5, spread=0.6)
+    _, stats = policy_loss(logp, old, ref, adv, mask, eps_low=0.2, eps_high=0.28, beta=0.1)
+    w = torch.exp(logp - old)
+    low = high = n = 0
+    for b in range(w.shape[0]):
+        for t in range(w.shape[1]):
+            if mask[b, t]:
+                n += 1
+                low += bool(w[b, t] < 0.8 and adv[b] < 0)
+                high += bool(w[b, t] > 1.28 and adv[b] > 0)
+    assert low > 0 and high > 0  # the inputs exercise both sides
+    assert stats["clip_low"] == pytest.approx(low / n)
+    assert stats["clip_high"] == pytest.approx(high / n)
+    assert stats["clip_region"] == pytest.approx((low + high) / n)
+    assert all(isinstance(v, float) for v in stats.values())
+
+
+def test_on_policy_ratio_is_one_and_gradient_is_advantage_weighted():
+    """old_logp = logp.detach(): ratio 1, d loss / d logp_t = -A / len (grpo), no clipping."""
+    logp, _, _, adv, mask = random_inputs(seed=6)
+    logp.requires_grad_(True)
+    loss, stats = policy_loss(logp, logp.detach(), None, adv, mask)
+    loss.backward()
+    want = -adv[:, None] * mask / mask.sum(-1, keepdim=True) / logp.shape[0]
+    assert torch.allclose(logp.grad, want, atol=1e-7)
+    assert stats["ratio"] == 1.0 and stats["clip_low"] == 0.0 and stats["clip_high"] == 0.0
+    assert loss.item() == pytest.approx(-(adv.mean()).item(), abs=1e-6)
+
+
+def test_kl_is_zero_at_reference_and_positive_elsewhere():
+    logp, old, ref, adv, mask = random_inputs(seed=7)
+    _, at_ref = policy_loss(logp, old, logp.clone(), adv, mask, beta=0.1)
+    _, away = policy_loss(logp, old, ref, adv, mask, beta=0.1)
+    assert at_ref["kl"] == 0.0 and away["kl"] > 0.0
+
+
+def test_policy_loss_rejects_bad_input():
+    logp, old, ref, adv, mask = random_inputs()
+    with pytest.raises(ValueError, match="needs ref_logp"):
+        policy_loss(logp, old, None, adv, mask, beta=0.1)
+    with pytest.raises(ValueError, match="loss_type"):
+        policy_loss(logp, old, ref, adv, mask, loss_type="ppo")
+    with pytest.raises(ValueError, match="old_logp"):
+        policy_loss(logp, old[:, :3], ref, adv, mask)
