@@ -1,0 +1,212 @@
+"""Benchmark of the log-prob kernels: time and peak extra memory of naive vs chunked (vs Triton, Liger on GPU).
+
+    python bench/logprob.py --quick        # SmolLM2 sizes, N = 1,024 / 4,096 (a few minutes on 2 CPU cores)
+    python bench/logprob.py                # + N = 16,384 and Llama-3-8B sizes (H=4,096, V=128,256) at N = 1,024
+
+Prints one markdown table. "fwd" is a no-grad forward (old / reference log-probs); "fwd+bwd" is a forward with
+gradients plus backward of sum(g * logp) w.r.t. hidden and weight (policy log-probs). Peak extra memory is what
+the operation adds on top of its inputs, gradients included: on CUDA torch.cuda.max_memory_allocated; on CPU,
+where no tracking allocator exists, the resident-set high-water mark (getrusage ru_maxrss) of a fresh
+subprocess per (case, path) minus its RSS just before the operation. Ratios are to the naive path of the
+same run. "grad-in-fwd" is Liger's scheme (gradients computed during the forward) for a scalar sum loss only:
+it cannot serve per-token GRPO weights, and is here to measure what recompute-in-backward costs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernels import fused_linear_logprob
+from kernels.chunked import default_chunk_size
+from kernels.reference import logits_fp32
+
+SMOLLM2, LLAMA3_8B = (576, 49_152), (4_096, 128_256)
+
+
+def cases(quick: bool):
+    sizes = [("SmolLM2", *SMOLLM2, 1_024), ("SmolLM2", *SMOLLM2, 4_096)]
+    if not quick:
+        sizes += [("SmolLM2", *SMOLLM2, 16_384), ("Llama-3-8B", *LLAMA3_8B, 1_024)]
+    return sizes
+
+
+def make_inputs(n, h, v, dtype, device, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(n, h, generator=gen).to(device, dtype).requires_grad_()
+    weight = (torch.randn(v, h, generator=gen) / h ** 0.5).to(device, dtype).requires_grad_()
+    targets = torch.randint(0, v, (n,), generator=gen).to(device)
+    grad_out = torch.randn(n, generator=gen).to(device)
+    return hidden, weight, targets, grad_out
+
+
+def grad_in_forward_sum(hidden, weight, targets, grad_out, chunk_size=None):
+    """Liger-style: d(sum g * logp)/d(hidden, weight) computed chunk by chunk in the forward (g known up front)."""
+    chunk = chunk_size or default_chunk_size(hidden.shape[0], weight.shape[0])
+    h, w = hidden.detach(), weight.detach()
+    grad_h, grad_w = torch.empty_like(h), torch.zeros_like(w, dtype=torch.float32)
+    for start in range(0, h.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        z = logits_fp32(h[rows], w)
+        dz = torch.softmax(z, dim=-1).mul_(-grad_out[rows, None])
+        dz[torch.arange(dz.shape[0], device=dz.device), targets[rows]] += grad_out[rows]
+        dz = dz.to(h.dtype)
+        grad_h[rows] = dz @ w
+        grad_w += (dz.T @ h[rows]).float()
+    return grad_h, grad_w
+
+
+def run_path(path, hidden, weight, targets, grad_out, backward):
+    if path == "grad-in-fwd":
+        return grad_in_forward_sum(hidden, weight, targets, grad_out)
+    impl = {"naive": "reference"}.get(path, path)
+    if path == "liger":
+        return run_liger(hidden, weight, targets, backward)
+    if not backward:
+        with torch.no_grad():
+            return fused_linear_logprob(hidden, weight, targets, impl=impl)
+    logp = fused_linear_logprob(hidden, weight, targets, impl=impl)
+    return torch.autograd.grad((logp * grad_out).sum(), (hidden, weight))
+
+
+def run_liger(hidden, weight, targets, backward):
+    """Liger's fused linear cross-entropy with reduction='sum' (= -sum logp); it has no per-token weights."""
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+
+    loss_fn = LigerFusedLinearCrossEntropyLoss(reduction="sum")
+    if not backward:
+        with torch.no_grad():
+            return loss_fn(weight, hidden, targets)
+    return torch.autograd.grad(loss_fn(weight, hidden, targets), (hidden, weight))
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_it(fn, device, repeats):
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def peak_extra_bytes(fn, device) -> int:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        result = fn()
+        torch.cuda.synchronize()
+        del result
+        return torch.cuda.max_memory_allocated() - before
+    before = rss_bytes()
+    result = fn()
+    del result
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+
+def measure(path, n, h, v, dtype, device, repeats):
+    """{fwd_s, fwdbwd_s, fwd_mem, fwdbwd_mem} of one path; memory first (RSS high-water only grows)."""
+    warm = make_inputs(8, h, 64, dtype, device)  # one-time allocator / thread-pool costs stay out of the peaks
+    run_path(path, *warm, backward=True)
+    hidden, weight, targets, grad_out = make_inputs(n, h, v, dtype, device)
+    forward = lambda: run_path(path, hidden, weight, targets, grad_out, backward=False)
+    training = lambda: run_path(path, hidden, weight, targets, grad_out, backward=True)
+    out = {"fwd_mem": peak_extra_bytes(forward, device), "fwdbwd_mem": peak_extra_bytes(training, device)}
+    if device.type == "cuda":
+        forward(), training()  # compile / warm up
+    out["fwd_s"] = time_it(forward, device, repeats)
+    out["fwdbwd_s"] = time_it(training, device, repeats)
+    return out
+
+
+def measure_in_subprocess(path, n, h, v, dtype, repeats):
+    """A fresh interpreter per (case, path), so each CPU high-water mark belongs to that path alone."""
+    code = (f"import json, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r}); import logprob; "
+            f"print(json.dumps(logprob.measure({path!r}, {n}, {h}, {v}, torch.{dtype}, torch.device('cpu'), "
+            f"{repeats})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench case {path} N={n} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def available_paths(device, wanted):
+    paths = ["naive", "chunked", "grad-in-fwd"]
+    if device.type == "cuda":
+        paths.append("triton")
+        try:
+            import liger_kernel  # noqa: F401
+            paths.append("liger")
+        except ImportError:
+            print("liger-kernel not installed: no Liger column", file=sys.stderr)
+    return [p for p in paths if not wanted or p in wanted]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="SmolLM2 sizes at N = 1,024 and 4,096 only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default=None, help="float32 | bfloat16 (default: float32 on CPU, bf16 on GPU)")
+    parser.add_argument("--paths", nargs="*", default=None, help="subset of naive chunked grad-in-fwd triton liger")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dtype = args.dtype or ("float32" if device.type == "cpu" else "bfloat16")
+    repeats = args.repeats or (2 if device.type == "cpu" else 10)
+    rows = []
+    for model, h, v, n in cases(args.quick):
+        results = {}
+        for path in available_paths(device, args.paths):
+            if device.type == "cpu":
+                results[path] = measure_in_subprocess(path, n, h, v, dtype, repeats)
+            else:
+                results[path] = measure(path, n, h, v, getattr(torch, dtype), device, repeats)
+                torch.cuda.empty_cache()
+            row = {"model": model, "H": h, "V": v, "N": n, "path": path, **results[path]}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print_table(rows, device, dtype)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def print_table(rows, device, dtype):
+    naive = {(r["model"], r["N"]): r for r in rows if r["path"] == "naive"}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"\n{name}, {dtype}; ratios are to naive in the same run\n")
+    print("| model | N | path | fwd ms | fwd+bwd ms | fwd peak MB | fwd+bwd peak MB | fwd+bwd time / naive "
+          "| fwd+bwd mem / naive | fwd TFLOP/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        base = naive.get((r["model"], r["N"]))
+        time_ratio = f"{r['fwdbwd_s'] / base['fwdbwd_s']:.2f}" if base else "-"
+        mem_ratio = f"{r['fwdbwd_mem'] / base['fwdbwd_mem']:.3f}" if base and base["fwdbwd_mem"] > 0 else "-"
+        tflops = 2 * r["N"] * r["H"] * r["V"] / r["fwd_s"] / 1e12
+        print(f"| {r['model']} | {r['N']} | {r['path']} | {r['fwd_s'] * 1e3:.1f} | {r['fwdbwd_s'] * 1e3:.1f} "
+              f"| {r['fwd_mem'] / 2**20:.1f} | {r['fwdbwd_mem'] / 2**20:.1f} | {time_ratio} | {mem_ratio} "
+              f"| {tflops:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
