@@ -1,0 +1,190 @@
+"""Tests for j1core/rollout.py (+ decoder.py, kv_cache.py): the engine against Hugging Face on tiny models.
+
+Tiny models use initializer_range=0.2 so logits are spread out: with the default 0.02 the 49k-way greedy
+choice of a random model has near-ties that float rounding (engine vs HF kernels) could flip.
+"""
+import pytest
+import torch
+
+from j1core.model import tiny_model
+from j1core.rollout import RolloutEngine, plan_waves, prefix_groups
+
+PROMPTS = [[1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 100, 101],  # shares 11 tokens with the next prompt
+           [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 200, 300, 400],
+           [4, 3, 2000]]
+
+
+def make_model(arch, seed=0):
+    model, tokenizer = tiny_model(arch, seed=seed, initializer_range=0.2)
+    with torch.no_grad():  # Qwen2 q/k/v biases start at zero: make them matter
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.normal_(0, 0.2)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def tiny(request):
+    """Both architectures: for the tests that compare with Hugging Face."""
+    return make_model(request.param)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    """One architecture: for the tests of the engine's own scheduling, which does not depend on it."""
+    return make_model("llama")
+
+
+def teacher_forced_logprobs(model, prompt, completion, temperature=1.0):
+    ids = torch.tensor([prompt + completion])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt) - 1:-1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, ids[0, len(prompt):, None]).squeeze(-1)
+
+
+def test_greedy_matches_hf_generate(tiny):
+    model, tokenizer = tiny
+    out = RolloutEngine(model, tokenizer).generate(PROMPTS, n=2, max_new_tokens=8, temperature=0)
+    for prompt, samples in zip(PROMPTS, out):
+        ref = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=8,
+                             pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        for sample in samples:
+            assert sample.token_ids == ref[:len(sample.token_ids)]
+            assert (sample.finish_reason == "eos") == (len(sample.token_ids) < 8)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.3])
+def test_logprobs_match_teacher_forced_forward(tiny, temperature):
+    model, tokenizer = tiny
+    out = RolloutEngine(model, tokenizer).generate(PROMPTS, n=3, max_new_tokens=6, temperature=temperature,
+                                                   seed=1)
+    for prompt, samples in zip(PROMPTS, out):
+        for sample in samples:
+            ref = teacher_forced_logprobs(model, prompt, sample.token_ids, temperature or 1.0)
+            torch.testing.assert_close(torch.tensor(sample.logprobs), ref, atol=1e-4, rtol=0)
+
+
+def test_batched_prompts_of_different_lengths_equal_each_alone(llama):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+    batched = engine.generate(PROMPTS, n=1, max_new_tokens=8, temperature=0)
+    for prompt, samples in zip(PROMPTS, batched):
+        alone = engine.generate([prompt], n=1, max_new_tokens=8, temperature=0)[0][0]
+        assert samples[0].token_ids == alone.token_ids
+        torch.testing.assert_close(torch.tensor(samples[0].logprobs), torch.tensor(alone.logprobs),
+                                   atol=1e-5, rtol=0)
+
+
+def test_prefix_groups_find_shared_prefix():
+    assert prefix_groups(PROMPTS) == [([0, 1], 11), ([2], 0)]
+    same = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] * 2
+    assert prefix_groups(same) == [([0, 1], 9)]  # one token left for the first-token logits
+    assert prefix_groups(PROMPTS, min_shared=12) == [([0], 0), ([1], 0), ([2], 0)]
+
+
+def test_shared_prefix_prefill_equals_independent_prefill(llama, monkeypatch):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+    shared = engine.generate(PROMPTS, n=2, max_new_tokens=6, temperature=0.8, seed=3)
+    monkeypatch.setattr("j1core.rollout.MIN_SHARED_PREFIX", 10**9)  # no grouping
+    independent = engine.generate(PROMPTS, n=2, max_new_tokens=6, temperature=0.8, seed=3)
+    for a_group, b_group in zip(shared, independent):
+        for a, b in zip(a_group, b_group):
+            assert a.token_ids == b.token_ids
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+
+
+def test_seeded_sampling_is_reproducible_and_seed_dependent(llama):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+
+    def run(seed):
+        return [[c.token_ids for c in group] for group in engine.generate(PROMPTS, n=2, max_new_tokens=6,
+                                                                           seed=seed)]
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_stop_tokens_and_min_new_tokens(llama):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+    prompt = PROMPTS[2]
+    greedy = engine.generate([prompt], max_new_tokens=8, temperature=0)[0][0].token_ids
+    first = next(i for i in range(1, 8) if greedy[i] not in greedy[:i])  # greedy may repeat a token
+    stop = greedy[first]
+    stopped = engine.generate([prompt], max_new_tokens=8, temperature=0, stop_token_ids=[stop])[0][0]
+    assert stopped.token_ids == greedy[:first + 1] and stopped.finish_reason == "eos"
+    held = engine.generate([prompt], max_new_tokens=8, temperature=0, stop_token_ids=[stop],
+                           min_new_tokens=first + 2)[0][0]
+    assert stop not in held.token_ids[:first + 2] and len(held.token_ids) >= first + 2
+    full = engine.generate([prompt], n=4, max_new_tokens=6, temperature=1.5, min_new_tokens=6,
+                           stop_token_ids=greedy[:4])[0]
+    for c in full:
+        assert len(c.token_ids) == 6 and c.finish_reason == "length"
+        assert not set(c.token_ids) & set(greedy[:4] + [tokenizer.eos_token_id])
+
+
+def test_finished_rows_are_compacted_without_changing_the_rest(llama):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+    first = engine.generate([PROMPTS[0]], max_new_tokens=8, temperature=0)[0][0].token_ids
+    stop = [first[1]]  # prompt 0 stops at step 2 (or 1), the others go on in a smaller batch
+    batched = engine.generate(PROMPTS, max_new_tokens=8, temperature=0, stop_token_ids=stop)
+    assert batched[0][0].token_ids == first[:first.index(stop[0]) + 1]
+    for prompt, samples in zip(PROMPTS, batched):
+        alone = engine.generate([prompt], max_new_tokens=8, temperature=0, stop_token_ids=stop)[0][0]
+        assert samples[0].token_ids == alone.token_ids and samples[0].finish_reason == alone.finish_reason
+
+
+def test_waves_under_token_budget_give_the_same_results(llama):
+    model, tokenizer = llama
+    one_wave = RolloutEngine(model, tokenizer).generate(PROMPTS, n=2, max_new_tokens=5, temperature=0)
+    tight = RolloutEngine(model, tokenizer, max_batch_tokens=2 * (14 + 5))
+    assert len(plan_waves([len(p) for p in PROMPTS], 2, 5, tight.max_batch_tokens)) == 3
+    waves = tight.generate(PROMPTS, n=2, max_new_tokens=5, temperature=0)
+    assert [[c.token_ids for c in g] for g in waves] == [[c.token_ids for c in g] for g in one_wave]
+
+
+def test_prompt_that_cannot_fit_raises():
+    with pytest.raises(ValueError, match="prompt 1 .* max_batch_tokens=29"):
+        plan_waves([3, 20], n=2, max_new_tokens=5, max_batch_tokens=29)
+
+
+def test_unsupported_architectures_are_refused():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
+    with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
+        RolloutEngine(gpt2)
+    scaled, _ = tiny_model("llama", rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4})
+    with pytest.raises(ValueError, match="rope type 'linear'"):
+        RolloutEngine(scaled)
+
+
+def test_load_weights_switches_to_the_new_model(tiny):
+    model, tokenizer = tiny
+    other, _ = make_model(model.config.model_type, seed=1)
+    expected = RolloutEngine(other, tokenizer).generate(PROMPTS, max_new_tokens=6, temperature=0)
+    engine = RolloutEngine(model, tokenizer)
+    before = engine.generate(PROMPTS, max_new_tokens=6, temperature=0)
+    engine.load_weights(other)
+    assert engine.generate(PROMPTS, max_new_tokens=6, temperature=0) == expected != before
+    engine.load_weights(model.state_dict())
+    assert engine.generate(PROMPTS, max_new_tokens=6, temperature=0) == before
+    handed_over = RolloutEngine(model, tokenizer, state_dict=other.state_dict())  # e.g. gathered under ZeRO-3
+    assert handed_over.generate(PROMPTS, max_new_tokens=6, temperature=0) == expected
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_matches_hf_generate():
+    from j1core.model import load_model
+
+    model, tokenizer = load_model("smollm2-135m-instruct")
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+               for text in ("What is 2 + 2?", "Name a colour of the sky.")]
+    prompts = [p if isinstance(p, list) else p["input_ids"] for p in prompts]
+    out = RolloutEngine(model, tokenizer).generate(prompts, max_new_tokens=8, temperature=0)
+    for prompt, samples in zip(prompts, out):
+        ref = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=8,
+                             pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        assert samples[0].token_ids == ref[:len(samples[0].token_ids)]

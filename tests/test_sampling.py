@@ -1,0 +1,62 @@
+"""Tests for j1core/sampling.py: fast top-k/top-p filter against the plain one, greedy, bans, log-probs."""
+import pytest
+import torch
+
+from j1core.sampling import choose_tokens, filter_logits, filter_logits_reference, sample_from
+
+
+@pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (1, 1.0), (5, 1.0), (0, 0.5), (0, 0.9), (7, 0.8), (3, 0.01)])
+def test_filter_matches_reference(top_k, top_p):
+    logits = torch.randn(6, 40, generator=torch.Generator().manual_seed(top_k * 100 + int(top_p * 10))) * 3
+    fast = filter_logits(logits, top_k, top_p)
+    plain = filter_logits_reference(logits, top_k, top_p)
+    assert torch.equal(torch.isinf(fast), torch.isinf(plain))
+    assert torch.equal(fast[~torch.isinf(fast)], plain[~torch.isinf(plain)])
+    assert (~torch.isinf(fast)).sum(-1).min() >= 1  # the best token always survives
+
+
+def test_greedy_picks_argmax_and_reports_t1_logprob():
+    logits = torch.randn(4, 30)
+    tokens, logp = choose_tokens(logits, 0.0, 0, 1.0, None)
+    assert torch.equal(tokens, logits.argmax(-1))
+    expected = torch.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
+    torch.testing.assert_close(logp, expected)
+
+
+def test_sampled_logprob_is_of_full_tempered_distribution_and_respects_top_k():
+    logits = torch.randn(64, 30)
+    gen = torch.Generator().manual_seed(0)
+    tokens, logp = choose_tokens(logits, 0.7, 3, 1.0, gen)
+    top3 = logits.topk(3, dim=-1).indices
+    assert (top3 == tokens[:, None]).any(-1).all()
+    expected = torch.log_softmax(logits / 0.7, -1).gather(-1, tokens[:, None]).squeeze(-1)
+    torch.testing.assert_close(logp, expected)
+
+
+def test_banned_tokens_are_never_chosen_but_stay_in_the_normaliser():
+    logits = torch.zeros(32, 10)
+    logits[:, 4] = 20.0  # token 4 would win almost surely
+    banned = torch.tensor([4])
+    tokens, logp = choose_tokens(logits, 1.0, 0, 1.0, torch.Generator().manual_seed(1), banned=banned)
+    assert (tokens != 4).all()
+    expected = torch.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
+    torch.testing.assert_close(logp, expected)
+    greedy, _ = choose_tokens(logits, 0.0, 0, 1.0, None, banned=banned)
+    assert (greedy != 4).all()
+
+
+def test_same_generator_seed_same_samples():
+    logits = torch.randn(16, 50)
+    a, _ = choose_tokens(logits, 1.0, 0, 0.9, torch.Generator().manual_seed(5))
+    b, _ = choose_tokens(logits, 1.0, 0, 0.9, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_inverse_cdf_sampling_follows_the_distribution():
+    probs = torch.tensor([0.5, 0.0, 0.2, 0.25, 0.05])
+    draws = 20000
+    tokens = sample_from(probs.expand(draws, -1), torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=5).float() / draws
+    assert freq[1] == 0  # zero-probability token never drawn
+    # 6 binomial standard deviations of the largest-variance entry (p = 0.5): 6 * sqrt(0.25 / draws)
+    assert (freq - probs).abs().max() < 6 * (0.25 / draws) ** 0.5
