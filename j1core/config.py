@@ -38,6 +38,7 @@ class TrainConfig:
     pairs_per_step: int = 4
     group_size: int = 4
     max_new_tokens: int = 96
+    min_new_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
@@ -104,6 +105,7 @@ HELP = {
     "pairs_per_step": "preference pairs per step; each yields two prompts (both orders)",
     "group_size": "G: samples per prompt, the group for relative advantages",
     "max_new_tokens": "completion length cap (free generation)",
+    "min_new_tokens": "suppress end-of-sequence before this many tokens (free generation; for benchmarks)",
     "temperature": "sampling temperature for rollouts and for the log-probs of the loss",
     "top_p": "nucleus sampling for rollouts (1 = off)",
     "top_k": "top-k sampling for rollouts (0 = off)",
@@ -140,7 +142,7 @@ GROUPS = {
     "data": ("data", "benchmark", "skip_invalid", "heldout_fraction"),
     "judge format and reward": ("format", "reward", "pairing", "format_reward", "forced_verdict",
                                 "max_think_tokens"),
-    "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "temperature", "top_p", "top_k",
+    "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
                 "max_batch_tokens"),
     "optimisation": ("max_steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
                      "micro_batch_size"),
@@ -159,12 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         group = parser.add_argument_group(title)
         for name in names:
             default = fields[name].default
-            flag = "--" + name.replace("_", "-")
+            flags = ["--" + name.replace("_", "-")]
+            if name == "local_rank":
+                flags.append("--local_rank")  # the deepspeed launcher passes --local_rank=N
             if isinstance(default, bool):
-                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[name])
+                group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=HELP[name])
             else:
                 kind = {int: int, float: float}.get(type(default), str)
-                group.add_argument(flag, type=kind, default=None, help=f"{HELP[name]} (default: {default})")
+                group.add_argument(*flags, type=kind, default=None, help=f"{HELP[name]} (default: {default})")
     return parser
 
 

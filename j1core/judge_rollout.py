@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from j1core.data import stable_hash
 from j1core.prompts import answer_choices, forced_suffix, render_answer
 
 
@@ -31,7 +32,13 @@ def uses_forced_verdict(cfg, fmt: str) -> bool:
     return bool(cfg.forced_verdict) and fmt == "pairwise"
 
 
-def generate_judgments(engine, tokenizer, prompts, cfg, seed: int) -> list[list[JudgeSample]]:
+def prompt_seeds(prompts, seed: int, step: int) -> list[int]:
+    """One sampling seed per prompt from (run seed, step, pair id, slot): a prompt's samples then do not
+    depend on the other prompts of the batch, nor on which rank of a sharded run judges it."""
+    return [stable_hash(seed, step, p.pair_id, p.slot) % (1 << 63) for p in prompts]
+
+
+def generate_judgments(engine, tokenizer, prompts, cfg, step: int) -> list[list[JudgeSample]]:
     """G samples for every prompt, in prompt order."""
     forced = [uses_forced_verdict(cfg, p.fmt) for p in prompts]
     out: list[list[JudgeSample] | None] = [None] * len(prompts)
@@ -40,18 +47,30 @@ def generate_judgments(engine, tokenizer, prompts, cfg, seed: int) -> list[list[
         if not idx:
             continue
         sampler = sample_forced if want_forced else sample_free
-        for i, group in zip(idx, sampler(engine, tokenizer, [prompts[i] for i in idx], cfg, seed)):
+        chosen = [prompts[i] for i in idx]
+        for i, group in zip(idx, sampler(engine, tokenizer, chosen, cfg, prompt_seeds(chosen, cfg.seed, step))):
             out[i] = group
     return out
 
 
+def max_completion_tokens(cfg, tokenizer) -> int:
+    """The longest completion a step can produce: dr_grpo's fixed normaliser."""
+    free = cfg.max_new_tokens if cfg.format != "pairwise" or not cfg.forced_verdict else 0
+    forced = 0
+    if cfg.forced_verdict and cfg.format in ("pairwise", "mixed"):
+        suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
+        forced = cfg.max_think_tokens + len(suffix) + 1
+    return max(free, forced)
+
+
 def common_kwargs(cfg, seed):
-    return dict(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, seed=seed)
+    return {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k, "seed": seed}
 
 
 def sample_free(engine, tokenizer, prompts, cfg, seed):
     groups = engine.generate([p.ids for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
-                             stop_token_ids=[tokenizer.eos_token_id], **common_kwargs(cfg, seed))
+                             min_new_tokens=cfg.min_new_tokens, stop_token_ids=[tokenizer.eos_token_id],
+                             **common_kwargs(cfg, seed))
     return [[JudgeSample(c.token_ids, c.logprobs, [1] * len(c.token_ids),
                          tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in group]
             for group in groups]

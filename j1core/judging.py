@@ -12,14 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from j1core.prompts import judge_prompt_ids
-from j1core.rewards import (correctness, format_reward, judged_winner, pair_rewards, parse_judgment,
-                            pointwise_pair_rewards)
+from j1core.rewards import (
+    correctness,
+    format_reward,
+    judged_winner,
+    pair_rewards,
+    parse_judgment,
+    pointwise_pair_rewards,
+)
 
 PAIRWISE_FORMATS = ("pairwise", "pairwise_scores", "scores_verdict")
 
 
 @dataclass
 class JudgePrompt:
+    pair_id: str
     pair_index: int
     slot: int          # 0 or 1, see the module docstring
     fmt: str
@@ -39,13 +46,15 @@ def build_prompts(pairs, fmt: str, tokenizer) -> list[JudgePrompt]:
     for i, pair in enumerate(pairs):
         f = pair_format(fmt, i)
         if f == "pointwise":
-            prompts.append(JudgePrompt(i, 0, f, None, judge_prompt_ids(tokenizer, f, pair.prompt, pair.chosen)))
-            prompts.append(JudgePrompt(i, 1, f, None, judge_prompt_ids(tokenizer, f, pair.prompt, pair.rejected)))
+            prompts.append(JudgePrompt(pair.id, i, 0, f, None,
+                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.chosen)))
+            prompts.append(JudgePrompt(pair.id, i, 1, f, None,
+                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.rejected)))
         else:
-            prompts.append(JudgePrompt(i, 0, f, "A", judge_prompt_ids(tokenizer, f, pair.prompt, pair.chosen,
-                                                                      pair.rejected)))
-            prompts.append(JudgePrompt(i, 1, f, "B", judge_prompt_ids(tokenizer, f, pair.prompt, pair.rejected,
-                                                                      pair.chosen)))
+            prompts.append(JudgePrompt(pair.id, i, 0, f, "A",
+                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.chosen, pair.rejected)))
+            prompts.append(JudgePrompt(pair.id, i, 1, f, "B",
+                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.rejected, pair.chosen)))
     return prompts
 
 

@@ -6,36 +6,124 @@ Rows are right-padded (prompt, completion, pad). The backbone runs once to hidde
 NEXT token is a completion token (loss_mask == 1) go through fused_linear_logprob with the LM head, so the
 N x V logits of the full forward never exist. Supports llama / qwen2 heads: a plain linear layer (tied to the
 embeddings or not, with or without bias), no logit soft-capping or scaling.
+
+Grouped path (prompt_lengths given, group_size > 1): GRPO repeats each prompt group_size times in consecutive
+rows. Each prompt then runs once (right-padded, its KV kept with autograd), and the G completions of its group
+attend to that KV repeated G times, so prompt tokens cost one forward and one backward per group; gradients
+from the G completions add up through the repeat. Same outputs as the plain path.
 """
 from __future__ import annotations
 
 import torch
+from transformers import DynamicCache
 
 from kernels import fused_linear_logprob
 
 
 def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0, return_entropy=False,
-                   impl="auto"):
+                   impl="auto", prompt_lengths=None, group_size=1):
     """logp[B, L] float32 with logp[b, t] = log softmax(logits[b, t-1] / T)[input_ids[b, t]] where
-    loss_mask[b, t] == 1 and 0 elsewhere; with return_entropy also entropy[B, L] of that distribution."""
+    loss_mask[b, t] == 1 and 0 elsewhere; with return_entropy also entropy[B, L] of that distribution.
+
+    prompt_lengths (LongTensor [B]) with group_size > 1 selects the grouped path: rows g*G .. g*G+G-1 share
+    their first prompt_lengths tokens, and loss_mask is 0 on every prompt position."""
     if input_ids.shape != attention_mask.shape or input_ids.shape != loss_mask.shape:
         raise ValueError(f"token_logprobs: input_ids {tuple(input_ids.shape)}, attention_mask "
                          f"{tuple(attention_mask.shape)} and loss_mask {tuple(loss_mask.shape)} must match")
     if loss_mask[:, 0].any():
         raise ValueError("token_logprobs: loss_mask[:, 0] must be 0 (the first token has no prefix to score)")
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                              position_ids=position_ids).last_hidden_state
-    scored = loss_mask[:, 1:].bool()  # position t-1 predicts token t
+    if prompt_lengths is not None and group_size > 1:
+        check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size)
+        hidden, targets = grouped_scored_hidden(model, input_ids, attention_mask, loss_mask,
+                                                prompt_lengths.to(input_ids.device), group_size)
+        scored = loss_mask.bool()
+    else:
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        full = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                                position_ids=position_ids).last_hidden_state
+        shifted = loss_mask[:, 1:].bool()  # position t-1 predicts token t
+        hidden, targets = full[:, :-1][shifted], input_ids[:, 1:][shifted]
+        scored = torch.cat([shifted.new_zeros(shifted.shape[0], 1), shifted], dim=1)
     head = model.get_output_embeddings()
-    out = fused_linear_logprob(hidden[:, :-1][scored], head.weight, input_ids[:, 1:][scored], temperature,
-                               bias=head.bias, return_entropy=return_entropy, impl=impl)
+    out = fused_linear_logprob(hidden, head.weight, targets, temperature, bias=head.bias,
+                               return_entropy=return_entropy, impl=impl)
     outs = out if return_entropy else (out,)
-    placed = tuple(scatter_scored(values, scored) for values in outs)
+    placed = tuple(values.new_zeros(scored.shape).masked_scatter(scored, values) for values in outs)
     return placed if return_entropy else placed[0]
 
 
-def scatter_scored(values, scored):
-    """Put the per-token values back at [B, L] (column 0 and unscored positions are zero), keeping autograd."""
-    grid = values.new_zeros(scored.shape).masked_scatter(scored, values)
-    return torch.cat([values.new_zeros(scored.shape[0], 1), grid], dim=1)
+def grouped_scored_hidden(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size):
+    """(hidden[N, H], targets[N]) for the N scored tokens in row-major order of loss_mask, with each
+    prompt's backbone pass shared by its group."""
+    rows, width = input_ids.shape
+    row_lengths = attention_mask.long().sum(1)
+    prompt_width = int(prompt_lengths.max())
+    firsts = torch.arange(0, rows, group_size, device=input_ids.device)
+
+    # 1. unique prompts, right-padded to prompt_width, KV kept with autograd
+    prompt_mask = (torch.arange(prompt_width, device=input_ids.device) < prompt_lengths[firsts, None]).long()
+    prompt_ids = input_ids[firsts, :prompt_width] * prompt_mask
+    prompt_out = model.base_model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                                  position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+    last_prompt_hidden = prompt_out.last_hidden_state[torch.arange(len(firsts)), prompt_lengths[firsts] - 1]
+
+    # 2. completions, right-padded to completion_width, attending to their prompt's KV repeated group_size times
+    completion_width = max(1, int((row_lengths - prompt_lengths).max()))
+    columns = prompt_lengths[:, None] + torch.arange(completion_width, device=input_ids.device)
+    inside = columns < width
+    columns = columns.clamp(max=width - 1)
+    completion_ids = input_ids.gather(1, columns) * inside
+    completion_mask = attention_mask.long().gather(1, columns) * inside
+    cache = repeated_cache(prompt_out.cache, group_size, model.config)
+    completion_hidden = model.base_model(
+        input_ids=completion_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(group_size, 0),
+                                                            completion_mask], dim=1),
+        position_ids=columns, cache=cache, use_cache=True).last_hidden_state
+
+    # 3. completion token j is predicted by the prompt's last hidden (j = 0) or completion hidden j - 1
+    predictors = torch.cat([last_prompt_hidden.repeat_interleave(group_size, 0)[:, None],
+                            completion_hidden[:, :-1]], dim=1)
+    scored = loss_mask.long().gather(1, columns).bool() & inside.bool()
+    return predictors[scored], completion_ids[scored]
+
+
+def repeated_cache(cache, repeats, config):
+    """A new DynamicCache whose layers hold the given cache's keys / values repeated along the batch, keeping
+    autograd (the given cache is left as it is)."""
+    layers = [(layer.keys.repeat_interleave(repeats, 0), layer.values.repeat_interleave(repeats, 0))
+              for layer in cache.layers]
+    return DynamicCache(ddp_cache_data=layers, config=config)
+
+
+def check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size):
+    """Clear errors for batches that do not have the grouped layout."""
+    rows, width = input_ids.shape
+    prompt_lengths = prompt_lengths.to(input_ids.device)
+    if prompt_lengths.shape != (rows,) or prompt_lengths.dtype.is_floating_point:
+        raise ValueError(f"token_logprobs: prompt_lengths {tuple(prompt_lengths.shape)} {prompt_lengths.dtype} "
+                         f"must be integer [B] with B={rows}")
+    if rows % group_size:
+        raise ValueError(f"token_logprobs: batch of {rows} rows is not a whole number of groups of "
+                         f"group_size={group_size}")
+    row_lengths = attention_mask.long().sum(1)
+    if not ((prompt_lengths >= 1) & (prompt_lengths <= row_lengths)).all():
+        bad = int(((prompt_lengths < 1) | (prompt_lengths > row_lengths)).nonzero()[0])
+        raise ValueError(f"token_logprobs: prompt_lengths[{bad}]={int(prompt_lengths[bad])} must lie in "
+                         f"[1, {int(row_lengths[bad])}] (the row's attended length)")
+    columns = torch.arange(width, device=input_ids.device)
+    in_prompt = columns < prompt_lengths[:, None]
+    if (loss_mask.bool() & (in_prompt | ~attention_mask.bool())).any():
+        bad = int((loss_mask.bool() & (in_prompt | ~attention_mask.bool())).any(1).nonzero()[0])
+        raise ValueError(f"token_logprobs: loss_mask row {bad} scores a prompt or padding position; the grouped "
+                         f"path scores completion tokens only")
+    grouped_lengths = prompt_lengths.view(-1, group_size)
+    prompts = (input_ids * in_prompt).view(-1, group_size, width)
+    same = (grouped_lengths == grouped_lengths[:, :1]).all(1) & (prompts == prompts[:, :1]).all(2).all(1)
+    if not same.all():
+        bad = int((~same).nonzero()[0])
+        raise ValueError(f"token_logprobs: rows {bad * group_size}..{bad * group_size + group_size - 1} "
+                         f"(group {bad}) do not share the same prompt_lengths and prompt tokens")
+    checkpointed = any(getattr(module, "gradient_checkpointing", False) is True for module in model.modules())
+    if checkpointed and model.training and torch.is_grad_enabled():
+        raise ValueError("token_logprobs: the grouped path needs the prompt KV cache, which gradient "
+                         "checkpointing drops; use the plain path (prompt_lengths=None)")

@@ -19,6 +19,7 @@ import torch
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SUPPORTED_ARCHS = ("llama", "qwen2")
+CACHE_FORMAT = "v2"  # bump when the cached directory's content changes
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
@@ -59,7 +60,7 @@ def smollm2_gguf_path() -> Path:
 
 def smollm2_dir(cache_dir=None) -> Path:
     """Return the cached HF directory of SmolLM2-135M-Instruct, building it from the GGUF file once."""
-    target = cache_root(cache_dir) / SMOLLM2_ALIAS
+    target = cache_root(cache_dir) / f"{SMOLLM2_ALIAS}-{CACHE_FORMAT}"
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -69,6 +70,8 @@ def smollm2_dir(cache_dir=None) -> Path:
     gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained: rebuild it from its config and copy the weights.
     config = gguf_model.config
+    if hasattr(config, "quantization_config"):  # the weights are dequantized: a plain float model now
+        del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]

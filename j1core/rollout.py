@@ -17,11 +17,21 @@ Log-probs are of the temperature-scaled full distribution (before top-k / top-p 
 min_new_tokens ban of stop tokens), which is what the trainer recomputes; with temperature 0 (greedy) they
 are of the T = 1 distribution. A stop token (eos or stop_token_ids) is kept as the last token of its
 completion with finish_reason "eos"; otherwise the completion has max_new_tokens tokens and "length".
-Sampling uses the engine's own torch.Generator seeded by `seed`: the same call gives the same samples.
+
+Randomness: every sample (prompt i, sample j) draws its uniform numbers from its own stream, seeded by the
+prompt's seed and j. `seed` is one int (prompt i then gets a seed mixed from it and i) or one int per prompt:
+with per-prompt seeds a prompt's samples do not depend on which other prompts share the batch, so a pair
+judged on one rank of a sharded run gets the same samples as in a single process.
+
+Forced tail (constrained verdicts): with `forced_suffix` and `choice_ids`, a sample writes at most
+max_new_tokens free tokens; at its cap, or where it samples a stop token (which is then dropped), the engine
+feeds the suffix tokens (e.g. "</think>\n<answer>[[") and samples one last token among `choice_ids` only.
+Completion.forced marks the fed tokens (log-prob 0.0); the choice's log-prob is of the full distribution,
+as for every other sampled token. finish_reason then tells how the free part ended.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,6 +48,19 @@ class Completion:
     token_ids: list[int]
     logprobs: list[float]
     finish_reason: str  # "eos" | "length"
+    forced: list[bool] = field(default_factory=list)  # True for tokens fed by a forced tail
+
+
+def mix_seed(a: int, b: int) -> int:
+    """A well-spread 63-bit seed from two ints (a simple LCG-style mix)."""
+    return (a * 6364136223846793005 + (b + 1) * 1442695040888963407) % (1 << 63)
+
+
+def sample_uniforms(prompt_seeds: list[int], n: int, steps: int) -> torch.Tensor:
+    """[prompts * n, steps] float64 uniforms; row (i, j) comes from its own generator, seeded by (seed_i, j)."""
+    rows = [torch.rand(steps, dtype=torch.float64, generator=torch.Generator().manual_seed(mix_seed(s, j)))
+            for s in prompt_seeds for j in range(n)]
+    return torch.stack(rows)
 
 
 def common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -124,20 +147,31 @@ class RolloutEngine:
         self.decoder.load_state_dict(sd)
 
     def generate(self, prompts: list[list[int]], n: int = 1, max_new_tokens: int = 256, temperature: float = 1.0,
-                 top_p: float = 1.0, top_k: int = 0, seed: int = 0, stop_token_ids=None,
-                 min_new_tokens: int = 0) -> list[list[Completion]]:
+                 top_p: float = 1.0, top_k: int = 0, seed: int | list[int] = 0, stop_token_ids=None,
+                 min_new_tokens: int = 0, forced_suffix: list[int] | None = None,
+                 choice_ids: list[int] | None = None) -> list[list[Completion]]:
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("rollout: prompts must be a non-empty list of non-empty token-id lists")
-        if n < 1 or max_new_tokens < 1:
+        tail = None
+        if forced_suffix is not None or choice_ids is not None:
+            if not forced_suffix or not choice_ids:
+                raise ValueError("rollout: a forced tail needs both a non-empty forced_suffix and choice_ids")
+            tail = (torch.tensor(forced_suffix, dtype=torch.long, device=self.device),
+                    torch.tensor(choice_ids, dtype=torch.long, device=self.device))
+        if n < 1 or max_new_tokens < (0 if tail else 1):
             raise ValueError(f"rollout: n ({n}) and max_new_tokens ({max_new_tokens}) must be >= 1")
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        prompt_seeds = seed if isinstance(seed, (list, tuple)) else [mix_seed(seed, i) for i in range(len(prompts))]
+        if len(prompt_seeds) != len(prompts):
+            raise ValueError(f"rollout: {len(prompt_seeds)} seeds for {len(prompts)} prompts")
+        steps = max_new_tokens + (len(forced_suffix) + 1 if tail else 0)
         stop_ids = torch.tensor(stop_ids_of(self.eos_ids, stop_token_ids),
                                 dtype=torch.long, device=self.device)
-        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "generator": generator}
+        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "generator": None}
         results: list[list[Completion]] = []
-        for wave in plan_waves([len(p) for p in prompts], n, max_new_tokens, self.max_batch_tokens):
+        for wave in plan_waves([len(p) for p in prompts], n, steps, self.max_batch_tokens):
+            uniforms = sample_uniforms([prompt_seeds[i] for i in wave], n, steps).to(self.device)
             results.extend(self.run_wave([prompts[i] for i in wave], n, max_new_tokens,
-                                         min(min_new_tokens, max_new_tokens), stop_ids, sampling))
+                                         min(min_new_tokens, max_new_tokens), stop_ids, sampling, uniforms, tail))
         return results
 
     # ---- one wave ------------------------------------------------------------------------------------
@@ -174,46 +208,79 @@ class RolloutEngine:
         last = torch.tensor([len(r) - 1 for r in rests], device=self.device) if logits else None
         return self.decoder.forward(tokens, positions, BlockAttention(cache, start, mask, self.use_flash), last)
 
-    def run_wave(self, prompts, n, max_new_tokens, min_new_tokens, stop_ids, sampling) -> list[list[Completion]]:
+    def run_wave(self, prompts, n, max_new_tokens, min_new_tokens, stop_ids, sampling, uniforms,
+                 tail=None) -> list[list[Completion]]:
         rows = len(prompts) * n
+        steps = uniforms.shape[1]
         prompt_cache, first_logits = self.prefill(prompts)
-        gen_cache = self.decoder.new_cache(rows, max_new_tokens)
+        gen_cache = self.decoder.new_cache(rows, steps)
         lengths = torch.tensor([len(p) for p in prompts], device=self.device)
         cols = torch.arange(prompt_cache.max_len, device=self.device)
         prompt_bias = torch.zeros(len(prompts), 1, 1, cols.numel(), dtype=self.decoder.dtype, device=self.device)
         prompt_bias.masked_fill_((cols[None, :] >= lengths[:, None])[:, None, None, :], float("-inf"))
         lengths = lengths.repeat_interleave(n)
-        out_tokens = torch.zeros(rows, max_new_tokens, dtype=torch.long, device=self.device)
-        out_logprobs = torch.zeros(rows, max_new_tokens, dtype=torch.float32, device=self.device)
-        out_len = torch.full((rows,), max_new_tokens, dtype=torch.long, device=self.device)
+        out_tokens = torch.zeros(rows, steps, dtype=torch.long, device=self.device)
+        out_logprobs = torch.zeros(rows, steps, dtype=torch.float32, device=self.device)
+        out_forced = torch.zeros(rows, steps, dtype=torch.bool, device=self.device)
+        out_len = torch.full((rows,), steps, dtype=torch.long, device=self.device)
         stopped = torch.zeros(rows, dtype=torch.bool, device=self.device)
         live = torch.arange(rows, device=self.device)  # slot (prompt * n + sample) of each batch row
         live_done = torch.zeros(rows, dtype=torch.bool, device=self.device)
+        tail_pos = torch.full((rows,), -1, dtype=torch.long, device=self.device)  # -1: free; k: next suffix token
         logits = first_logits.repeat_interleave(n, dim=0)
-        for step in range(max_new_tokens):
+        for step in range(steps):
             banned = stop_ids if step < min_new_tokens else None
-            tokens, logprobs = choose_tokens(logits, banned=banned, **sampling)
+            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step], **sampling)
+            if tail is None:
+                hit_stop = torch.isin(tokens, stop_ids) & ~live_done
+                finished, forced = hit_stop, None
+            else:
+                tokens, logprobs, forced, finished, hit_stop, tail_pos = self.tail_step(
+                    logits, tokens, logprobs, tail_pos, live_done, step, max_new_tokens, stop_ids, sampling,
+                    uniforms[live, step], tail)
+                out_forced[live, step] = forced
             out_tokens[live, step] = tokens
             out_logprobs[live, step] = logprobs
-            hit_stop = torch.isin(tokens, stop_ids) & ~live_done
-            out_len[live[hit_stop]] = step + 1
+            out_len[live[finished]] = step + 1
             stopped[live[hit_stop]] = True
-            live_done |= hit_stop
-            if step + 1 == max_new_tokens or bool(live_done.all()):
+            live_done |= finished
+            if step + 1 == steps or bool(live_done.all()):
                 break
             if int(live_done.sum()) >= max(1, COMPACT_FRACTION * live.numel()):
                 keep = (~live_done).nonzero().squeeze(1)
                 gen_cache.compact(keep)
                 live, tokens, lengths, live_done = live[keep], tokens[keep], lengths[keep], live_done[keep]
+                tail_pos = tail_pos[keep]
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
                                           torch.zeros_like(tokens))
-        return self.collect(out_tokens, out_logprobs, out_len, stopped, n)
+        return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None)
 
     @staticmethod
-    def collect(out_tokens, out_logprobs, out_len, stopped, n) -> list[list[Completion]]:
+    def tail_step(logits, tokens, logprobs, tail_pos, done, step, max_new_tokens, stop_ids, sampling, uniforms,
+                  tail):
+        """Override the sampled tokens of rows in their forced tail: feed the suffix, then choose a letter."""
+        suffix, choices = tail
+        free, choosing = tail_pos < 0, tail_pos == suffix.numel()
+        if bool(choosing.any()):
+            picked, picked_logp = choose_tokens(logits[choosing], uniforms=uniforms[choosing], allowed_ids=choices,
+                                                **sampling)
+            tokens, logprobs = tokens.clone(), logprobs.clone()
+            tokens[choosing], logprobs[choosing] = picked, picked_logp
+        hit_stop = free & torch.isin(tokens, stop_ids) & ~done
+        begin = free & ~done & (hit_stop | (step >= max_new_tokens))
+        pos = torch.where(begin, torch.zeros_like(tail_pos), tail_pos)
+        forced = (pos >= 0) & (pos < suffix.numel()) & ~done
+        tokens = torch.where(forced, suffix[pos.clamp(0, suffix.numel() - 1)], tokens)
+        logprobs = torch.where(forced, torch.zeros_like(logprobs), logprobs)
+        tail_pos = torch.where(forced, pos + 1, tail_pos)
+        return tokens, logprobs, forced, choosing & ~done, hit_stop, tail_pos
+
+    @staticmethod
+    def collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced=None) -> list[list[Completion]]:
         tokens, logprobs, lens, eos = (out_tokens.tolist(), out_logprobs.tolist(), out_len.tolist(),
                                        stopped.tolist())
-        flat = [Completion(tokens[r][:lens[r]], logprobs[r][:lens[r]], "eos" if eos[r] else "length")
-                for r in range(len(tokens))]
+        forced = out_forced.tolist() if out_forced is not None else [[False] * len(t) for t in tokens]
+        flat = [Completion(tokens[r][:lens[r]], logprobs[r][:lens[r]], "eos" if eos[r] else "length",
+                           forced[r][:lens[r]]) for r in range(len(tokens))]
         return [flat[i:i + n] for i in range(0, len(flat), n)]

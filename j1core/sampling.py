@@ -48,32 +48,44 @@ def filter_logits_reference(logits: torch.Tensor, top_k: int = 0, top_p: float =
     return out
 
 
-def sample_from(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row of probs [B, V] by inverse CDF: one uniform number per row.
+def sample_from(probs: torch.Tensor, generator: torch.Generator | None,
+                uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """One token per row of probs [B, V] by inverse CDF: one uniform number per row (drawn from `generator`,
+    or given as `uniforms` [B] so that each row can follow its own random stream).
 
     torch.multinomial draws one exponential number per vocabulary entry (49k per row), which cost 12% of a
     decode step here; a float64 cumulative sum and a binary search cost a fraction of that.
     Zero-probability tokens are never picked: the first cdf entry strictly above u has positive mass.
     """
     cdf = probs.double().cumsum(dim=-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device)
+    if uniforms is None:
+        u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device)
+    else:
+        u = uniforms.to(torch.float64)[:, None]
     return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(-1).clamp_(max=probs.shape[-1] - 1)
 
 
 def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
-                  generator: torch.Generator | None, banned: torch.Tensor | None = None):
+                  generator: torch.Generator | None, banned: torch.Tensor | None = None,
+                  uniforms: torch.Tensor | None = None, allowed_ids: torch.Tensor | None = None):
     """Pick one token per row of logits [B, V]; return (tokens [B], their log-probs [B]).
 
     banned: token ids that may not be chosen this step (stop tokens before min_new_tokens). They still
     count in the log-prob normaliser, as they do in the trainer's recomputation.
+    allowed_ids: when given, only these ids may be chosen (a constrained verdict); the log-prob is still of
+    the full distribution.
     """
     logits = logits.float()
     scale = temperature if temperature > 0 else 1.0
     scaled = logits / scale if scale != 1.0 else logits
     logprobs = torch.log_softmax(scaled, dim=-1)
     allowed = scaled if banned is None or banned.numel() == 0 else scaled.index_fill(-1, banned, NEG_INF)
+    # With allowed_ids the choice is made among those columns only, so it is one of them even for NaN logits.
+    candidates = allowed if allowed_ids is None else allowed.index_select(-1, allowed_ids)
     if temperature <= 0:
-        tokens = allowed.argmax(dim=-1)
+        picked = candidates.argmax(dim=-1)
     else:
-        tokens = sample_from(torch.softmax(filter_logits(allowed, top_k, top_p), dim=-1), generator)
+        probs = torch.softmax(filter_logits(candidates, top_k, top_p), dim=-1)
+        picked = sample_from(probs, generator, uniforms)
+    tokens = picked if allowed_ids is None else allowed_ids[picked]
     return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)

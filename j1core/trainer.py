@@ -17,12 +17,13 @@ from j1core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_ch
 from j1core.config import TrainConfig
 from j1core.data import PairStream, load_pairs, split_pairs
 from j1core.grpo import group_advantages, policy_loss
+from j1core.judge_rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judging import build_prompts, score_step, step_metrics
 from j1core.logprobs import token_logprobs
 from j1core.metrics import MetricsLogger, plot_curves
 from j1core.model import load_model, resolve_dtype
 from j1core.rollout import RolloutEngine
-from j1core.judge_rollout import generate_judgments, pack_batch
+
 
 class BadStepsError(RuntimeError):
     pass
@@ -63,37 +64,63 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, policy=None, tokenizer=None, reference=None, pairs=None):
         self.cfg = cfg
         self.device = pick_device(cfg.device)
+        self.is_main = True
         torch.manual_seed(cfg.seed)
-        if policy is None:
-            policy, tokenizer = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
-        self.policy, self.tokenizer = policy, tokenizer
-        self.reference = reference
-        if cfg.beta > 0 and reference is None:
-            self.reference, _ = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
-        if self.reference is not None:
-            self.reference.requires_grad_(False).eval()
+        self.policy, self.tokenizer, self.reference = self.build_models(policy, tokenizer, reference)
         self.autocast_dtype = resolve_dtype(cfg.dtype)
-        self.engine = RolloutEngine(self.policy, tokenizer, max_batch_tokens=cfg.max_batch_tokens)
+        self.engine = self.build_engine()
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
         self.stream = PairStream(train_pairs, seed=cfg.seed)
-        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = self.build_optimizer()
+        self.max_completion_length = max_completion_tokens(cfg, self.tokenizer)
         self.step, self.bad_steps_in_row, self.bad_steps_total = 0, 0, 0
         self.output = Path(cfg.output)
         self.stop_requested = False
         if cfg.resume:
             self.resume(Path(cfg.resume))
-        self.logger = MetricsLogger(self.output, tensorboard=cfg.tensorboard)
-        self.logger.truncate_after(self.step)
+        self.logger = MetricsLogger(self.output, tensorboard=cfg.tensorboard, enabled=self.is_main)
+        if self.is_main:
+            self.logger.truncate_after(self.step)
+
+    # ---- construction (overridden by j1core.distributed) ----------------------------------------------
+    def build_models(self, policy, tokenizer, reference):
+        cfg = self.cfg
+        if policy is None:
+            policy, tokenizer = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
+        if cfg.beta > 0 and reference is None:
+            reference, _ = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
+        if reference is not None:
+            reference.requires_grad_(False).eval()
+        return policy, tokenizer, reference
+
+    def build_engine(self):
+        return RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=self.cfg.max_batch_tokens)
+
+    def build_optimizer(self):
+        # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
+        return torch.optim.AdamW(self.policy.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
+                                 fused=True)
+
+    def local_share(self, pairs):
+        """The pairs this process judges (all of them; a rank's slice under DeepSpeed)."""
+        return pairs
+
+    def backward(self, loss):
+        loss.backward()
+
+    def sync_engine(self):
+        """Hand the updated policy weights to the rollout engine (a copy, refreshed in place)."""
+        self.engine.load_weights(self.policy)
 
     # ---- one step -------------------------------------------------------------------------------------
     def train_step(self) -> dict:
         cfg, times = self.cfg, {}
-        pairs = self.stream.take(cfg.pairs_per_step)
+        pairs = self.local_share(self.stream.take(cfg.pairs_per_step))
         prompts = build_prompts(pairs, cfg.format, self.tokenizer)
 
         t = time.perf_counter()
         self.policy.eval()
-        samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, seed=cfg.seed * 1_000_003 + self.step)
+        samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, step=self.step)
         times["rollout_seconds"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -116,7 +143,7 @@ class Trainer:
             t = time.perf_counter()
             stats.update(self.optimizer_step(loss))
             times["optimizer_seconds"] = times.get("optimizer_seconds", 0.0) + time.perf_counter() - t
-        self.engine.load_weights(self.policy)
+        self.sync_engine()
 
         n_new = int(batch["loss_mask"].sum())
         total = sum(times.values())
@@ -163,12 +190,12 @@ class Trainer:
             ref = ref_logp[rows, :width].to(self.device) if ref_logp is not None else None
             loss, st = policy_loss(logp, old, ref, advantages[rows].to(self.device), mb["loss_mask"].float(),
                                    loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                                   beta=cfg.beta, max_completion_length=batch["loss_mask"].shape[1],
+                                   beta=cfg.beta, max_completion_length=self.max_completion_length,
                                    kl_times_ratio=cfg.kl_times_ratio)
             mb_tokens = mb["loss_mask"].sum().item()
             mb_seqs = mb["input_ids"].shape[0]
             share = mb_tokens / n_tokens if cfg.loss_type in ("bnpo", "dapo") else mb_seqs / n_seqs
-            (loss * share).backward()
+            self.backward(loss * share)
             total_loss += loss.item() * share
             st["entropy"] = (entropy.float() * mb["loss_mask"]).sum().item() / max(mb_tokens, 1)
             for k, v in st.items():
@@ -236,7 +263,7 @@ class Trainer:
         self.stream.load_state_dict(state["stream"])
         self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
         restore_rng(state["rng"])
-        self.engine.load_weights(self.policy)
+        self.sync_engine()
 
 
 def progress_bar(cfg: TrainConfig, start: int):

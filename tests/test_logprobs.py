@@ -1,4 +1,5 @@
-"""Tests of j1core/logprobs.py: trainer log-probs equal a full-logits forward, values and parameter gradients.
+"""Tests of j1core/logprobs.py: trainer log-probs equal a full-logits forward, values and parameter gradients;
+the grouped path (one prompt pass per GRPO group) equals the plain path.
 
     python -m pytest tests/test_logprobs.py -q
 """
@@ -84,3 +85,96 @@ def test_first_position_cannot_be_scored(model_and_tokenizer):
     loss_mask[0, 0] = 1
     with pytest.raises(ValueError, match="loss_mask"):
         token_logprobs(model, input_ids, attention_mask, loss_mask)
+
+
+def grouped_batch(vocab, prompt_lengths=(5, 9, 2), group_size=3, seed=0):
+    """Prompts of different lengths, each repeated group_size times with completions of 1..6 tokens, as
+    right-padded rows (prompt, completion, pad) plus prompt_lengths [B]; loss_mask on every completion token."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for length in prompt_lengths:
+        prompt = torch.randint(0, vocab, (length,), generator=gen)
+        for sample in range(group_size):
+            n = 1 if sample == 0 else int(torch.randint(1, 7, (1,), generator=gen))
+            rows.append((prompt, torch.randint(0, vocab, (n,), generator=gen)))
+    width = max(len(p) + len(c) for p, c in rows) + 1  # one all-pad column too
+    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+    attention_mask, loss_mask = torch.zeros_like(input_ids), torch.zeros_like(input_ids)
+    for row, (prompt, completion) in enumerate(rows):
+        n, m = len(prompt), len(completion)
+        input_ids[row, :n + m] = torch.cat([prompt, completion])
+        attention_mask[row, :n + m] = 1
+        loss_mask[row, n:n + m] = 1
+    lengths = torch.tensor([len(p) for p, _ in rows])
+    return input_ids, attention_mask, loss_mask, lengths
+
+
+def assert_same_values_and_grads(model, got, expected):
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
+    for g, e in zip(grads_of(model, got), grads_of(model, expected), strict=True):
+        if e is None:
+            assert g is None or not g.any()
+        else:
+            torch.testing.assert_close(g, e, atol=1e-5 * max(1.0, e.abs().max().item()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mask_some", [False, True], ids=["all-completion", "some-masked"])
+def test_grouped_path_matches_plain_path(model_and_tokenizer, mask_some):
+    model, tokenizer = model_and_tokenizer
+    model.train()
+    input_ids, attention_mask, loss_mask, lengths = grouped_batch(len(tokenizer), seed=int(mask_some))
+    if mask_some:  # forced tokens: drop a random third of the scored positions
+        gen = torch.Generator().manual_seed(5)
+        loss_mask = loss_mask * (torch.rand(loss_mask.shape, generator=gen) > 0.33)
+    plain = token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=0.7, return_entropy=True)
+    grouped = token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=0.7, return_entropy=True,
+                             prompt_lengths=lengths, group_size=3)
+    assert (grouped[0][loss_mask == 0] == 0).all() and (grouped[1][loss_mask == 0] == 0).all()
+    assert_same_values_and_grads(model, grouped, plain)
+
+
+def test_grouped_path_without_entropy_and_group_of_one(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    input_ids, attention_mask, loss_mask, lengths = grouped_batch(len(tokenizer), (4, 7), group_size=2, seed=2)
+    plain = token_logprobs(model, input_ids, attention_mask, loss_mask)
+    grouped = token_logprobs(model, input_ids, attention_mask, loss_mask, prompt_lengths=lengths, group_size=2)
+    assert_same_values_and_grads(model, (grouped,), (plain,))
+    single = token_logprobs(model, input_ids, attention_mask, loss_mask, prompt_lengths=lengths, group_size=1)
+    torch.testing.assert_close(single, plain, atol=0, rtol=0)
+
+
+def test_grouped_path_rejects_bad_groups(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    input_ids, attention_mask, loss_mask, lengths = grouped_batch(len(tokenizer), (4, 7), group_size=2, seed=3)
+
+    def call(ids=input_ids, mask=loss_mask, prompt_lengths=lengths, group_size=2):
+        token_logprobs(model, ids, attention_mask, mask, prompt_lengths=prompt_lengths, group_size=group_size)
+
+    with pytest.raises(ValueError, match="whole number of groups"):
+        call(group_size=3)
+    with pytest.raises(ValueError, match="prompt_lengths .* must be integer"):
+        call(prompt_lengths=lengths[:-1])
+    with pytest.raises(ValueError, match="prompt_lengths\\[0\\]=0"):
+        call(prompt_lengths=torch.cat([torch.zeros(1, dtype=torch.long), lengths[1:]]))
+    changed = input_ids.clone()
+    changed[3, 0] = (changed[3, 0] + 1) % len(tokenizer)
+    with pytest.raises(ValueError, match="group 1"):
+        call(ids=changed)
+    unequal = lengths.clone()
+    unequal[1] -= 1
+    with pytest.raises(ValueError, match="group 0"):
+        call(prompt_lengths=unequal, mask=loss_mask * (torch.arange(loss_mask.shape[1]) >= 4))
+    in_prompt = loss_mask.clone()
+    in_prompt[2, 1] = 1
+    with pytest.raises(ValueError, match="loss_mask row 2"):
+        call(mask=in_prompt)
+
+
+def test_grouped_path_refuses_gradient_checkpointing():
+    model, tokenizer = tiny_model("llama", seed=0)
+    model.gradient_checkpointing_enable()
+    model.train()
+    input_ids, attention_mask, loss_mask, lengths = grouped_batch(len(tokenizer), (4, 7), group_size=2)
+    with pytest.raises(ValueError, match="gradient checkpointing"):
+        token_logprobs(model, input_ids, attention_mask, loss_mask, prompt_lengths=lengths, group_size=2)

@@ -188,3 +188,47 @@ def test_smollm2_greedy_matches_hf_generate():
         ref = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=8,
                              pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
         assert samples[0].token_ids == ref[:len(samples[0].token_ids)]
+
+
+def test_per_prompt_seeds_make_samples_independent_of_the_batch(llama):
+    model, tok = llama
+    engine = RolloutEngine(model, tok)
+    prompts = [tok.encode("first prompt here"), tok.encode("second, longer prompt here"), tok.encode("third")]
+    together = engine.generate(prompts, n=3, max_new_tokens=6, temperature=1.0, seed=[11, 22, 33])
+    alone = engine.generate(prompts[1:2], n=3, max_new_tokens=6, temperature=1.0, seed=[22])
+    assert [c.token_ids for c in together[1]] == [c.token_ids for c in alone[0]]
+    other = engine.generate(prompts[1:2], n=3, max_new_tokens=6, temperature=1.0, seed=[23])
+    assert [c.token_ids for c in other[0]] != [c.token_ids for c in alone[0]]
+
+
+@pytest.mark.parametrize("cap", [0, 1, 5])
+def test_forced_tail_feeds_the_suffix_then_chooses_a_letter(llama, cap):
+    model, tok = llama
+    engine = RolloutEngine(model, tok)
+    suffix, choices = tok.encode("</think>\n<answer>[["), [tok.convert_tokens_to_ids("A"),
+                                                           tok.convert_tokens_to_ids("B")]
+    prompt = tok.encode("Which is better, A or B?")
+    groups = engine.generate([prompt], n=6, max_new_tokens=cap, temperature=1.0, seed=3,
+                             forced_suffix=suffix, choice_ids=choices)
+    for c in groups[0]:
+        free = len(c.token_ids) - len(suffix) - 1
+        assert 0 <= free <= cap
+        assert c.token_ids[free:-1] == suffix and c.token_ids[-1] in choices
+        assert c.forced == [False] * free + [True] * len(suffix) + [False]
+        assert all(t not in engine.eos_ids for t in c.token_ids)
+        assert all(lp == 0.0 for lp, f in zip(c.logprobs, c.forced) if f)
+        expected = teacher_forced_logprobs(model, prompt, c.token_ids)
+        sampled = [i for i, f in enumerate(c.forced) if not f]
+        assert torch.allclose(torch.tensor([c.logprobs[i] for i in sampled]), expected[sampled], atol=1e-4)
+
+
+def test_forced_tail_replaces_a_sampled_stop_token(llama):
+    model, tok = llama
+    engine = RolloutEngine(model, tok)
+    suffix, choices = [5, 6], [7, 8]
+    prompt = tok.encode("stop early")
+    free_run = engine.generate([prompt], n=1, max_new_tokens=1, temperature=0.0)[0][0]
+    stop = [free_run.token_ids[0]]  # make the greedy first token a stop token
+    c = engine.generate([prompt], n=1, max_new_tokens=4, temperature=0.0, stop_token_ids=stop,
+                        forced_suffix=suffix, choice_ids=choices)[0][0]
+    assert c.token_ids[:2] == suffix and c.token_ids[2] in choices and c.finish_reason == "eos"
