@@ -1,0 +1,215 @@
+"""End-to-end GRPO step speed: j1's Trainer against TRL's GRPOTrainer, same model, prompts and work, one run.
+
+    python bench/grpo_step.py [--prompts 8 --G 4 --new-tokens 64 --steps 3 --warmup 1 --device cpu]
+
+Both sides train the same float32 model (default: the bundled SmolLM2-135M-Instruct, handed to TRL as its
+cached HF directory) on the same pairwise judge prompts (built-in pairs, both orders, chat-templated by
+j1core.prompts; TRL gets the prompt text and tokenizes it to the same ids, which is checked). Per step:
+--prompts prompts x --G samples of exactly --new-tokens tokens (eos banned until then: min = max new tokens),
+temperature 1, beta 0.01 (frozen reference model), one update per batch, no gradient checkpointing,
+micro-batches of --micro-batch rows for the reference and the policy passes, AdamW, clip 1.0. The reward is
+j1's per-order correctness (j1core.rewards.correctness) on both sides: cheap, so it does not show in the times.
+
+Each side runs in its own subprocess (peak resident memory does not mix); the time per step is the median
+over --steps steps after --warmup steps. Columns:
+- rollout: sampling the completions (j1: RolloutEngine via generate_judgments; TRL: _generate = tokenize,
+  HF generate, decode);
+- reference: log-probs of the frozen reference model;
+- policy fwd+bwd: policy log-probs, loss and backward over all micro-batches;
+- optimizer: gradient clipping + AdamW step;
+- other: the rest of the step's wall time (rewards, advantages, batch packing, j1's copy of the new weights
+  into the rollout engine, TRL's data loading and bookkeeping).
+See bench/trl_side.py for where each TRL column is measured. On CUDA, when vllm imports, TRL also runs with
+use_vllm=True (colocate). Peak RSS is the whole process's (model, reference, optimizer state, activations).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+COLUMNS = (("rollout_seconds", "rollout"), ("reference_seconds", "reference"),
+           ("policy_seconds", "policy fwd+bwd"), ("optimizer_seconds", "optimizer"), ("other_seconds", "other"))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="local HF directory or the bundled alias")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per step (pairs x 2 orders; even)")
+    parser.add_argument("--G", type=int, default=4, help="completions per prompt")
+    parser.add_argument("--new-tokens", type=int, default=64, help="exact completion length")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--micro-batch", type=int, default=8, help="rows per reference / policy forward")
+    parser.add_argument("--beta", type=float, default=0.01)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sides", default=None, help="comma list of j1,trl,trl-vllm (default: all that apply)")
+    parser.add_argument("--side", help=argparse.SUPPRESS)    # internal: run one side in this process
+    parser.add_argument("--result", help=argparse.SUPPRESS)  # internal: where that side writes its JSON
+    args = parser.parse_args(argv)
+    if args.prompts < 2 or args.prompts % 2:
+        parser.error("--prompts must be even: each pair gives its two orders")
+    return args
+
+
+# ---- the shared work -----------------------------------------------------------------------------------
+def model_dir(name: str) -> Path:
+    from j1core.model import SMOLLM2_ALIAS, smollm2_dir
+
+    return smollm2_dir() if name == SMOLLM2_ALIAS else Path(name)
+
+
+def bench_pairs(args):
+    """Exactly enough built-in pairs for warmup + steps steps, so both sides see the same prompt set."""
+    from j1core.builtin import builtin_pairs
+
+    need = args.prompts // 2 * (args.warmup + args.steps)
+    return builtin_pairs(split="train", seed=0)[:need]
+
+
+def prompt_rows(tokenizer, pairs):
+    """Both orders of every pair as (chat-templated text, ids, gold), exactly as j1core.judging builds them."""
+    from j1core.prompts import judge_prompt_ids, judge_prompt_text
+
+    rows = []
+    for p in pairs:
+        for a, b, gold in ((p.chosen, p.rejected, "A"), (p.rejected, p.chosen, "B")):
+            rows.append((judge_prompt_text(tokenizer, "pairwise", p.prompt, a, b),
+                         judge_prompt_ids(tokenizer, "pairwise", p.prompt, a, b), gold))
+    return rows
+
+
+# ---- j1's side -----------------------------------------------------------------------------------------
+def run_j1(args, output_dir) -> dict:
+    import torch
+
+    from j1core.config import TrainConfig
+    from j1core.trainer import Trainer
+
+    cfg = TrainConfig(model=str(model_dir(args.model)), device=args.device, pairs_per_step=args.prompts // 2,
+                      group_size=args.G, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                      forced_verdict=False, reward="correct",
+                      beta=args.beta, updates_per_batch=1, micro_batch_size=args.micro_batch, lr=1e-5,
+                      warmup_steps=0, max_steps=args.warmup + args.steps, output=str(output_dir), progress=False,
+                      seed=args.seed, max_batch_tokens=1 << 22)
+    trainer = Trainer(cfg, pairs=bench_pairs(args))
+    records = []
+    for _ in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        metrics = trainer.train_step()
+        trainer.step += 1
+        record = {k: metrics.get(k, 0.0) for k in ("rollout_seconds", "reference_seconds", "optimizer_seconds")}
+        record["policy_seconds"] = metrics.get("loss_seconds", 0.0)
+        record["step_seconds"] = time.perf_counter() - start
+        record["completion_tokens"] = metrics["completion_length"] * args.prompts * args.G
+        records.append(record)
+        print(f"[j1] step {len(records)}: {record['step_seconds']:.1f} s", flush=True)
+    return {"records": records, "threads": torch.get_num_threads()}
+
+
+# ---- one side in this process --------------------------------------------------------------------------
+def run_side(args):
+    import torch
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory(prefix=f"grpo-bench-{args.side}-") as tmp:
+        if args.side == "j1":
+            out = run_j1(args, tmp)
+        else:
+            from trl_side import run_trl
+
+            tokenizer = AutoTokenizer.from_pretrained(model_dir(args.model))
+            rows = prompt_rows(tokenizer, bench_pairs(args))
+            texts, ids, golds = (list(column) for column in zip(*rows))
+            out = run_trl(model_dir(args.model), texts, ids, golds, args, tmp, use_vllm=args.side == "trl-vllm")
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if torch.cuda.is_available() and args.device.startswith("cuda"):
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    Path(args.result).write_text(json.dumps(out))
+
+
+# ---- driver --------------------------------------------------------------------------------------------
+def default_sides(args) -> list[str]:
+    import importlib.util
+
+    sides = ["j1", "trl"]
+    if args.device.startswith("cuda") and importlib.util.find_spec("vllm") is not None:
+        sides.append("trl-vllm")
+    return sides
+
+
+def summarize(out: dict, warmup: int) -> dict:
+    timed = out["records"][warmup:] or out["records"]
+    summary = {}
+    for key in ("step_seconds", "rollout_seconds", "reference_seconds", "policy_seconds", "optimizer_seconds",
+                "completion_tokens"):
+        summary[key] = statistics.median(r[key] for r in timed)
+    summary["other_seconds"] = statistics.median(
+        r["step_seconds"] - sum(r[k] for k, _ in COLUMNS[:-1]) for r in timed)
+    summary["step_min"] = min(r["step_seconds"] for r in timed)
+    summary["step_max"] = max(r["step_seconds"] for r in timed)
+    summary["peak_rss_mb"], summary["threads"] = out["peak_rss_mb"], out["threads"]
+    summary["peak_gpu_mb"] = out.get("peak_gpu_mb")
+    return summary
+
+
+def print_table(results: dict, args):
+    print(f"\nGRPO step, {Path(model_dir(args.model)).name}, float32, {args.device}, "
+          f"{results[next(iter(results))]['threads']} threads: {args.prompts} prompts x G={args.G} x "
+          f"{args.new_tokens} new tokens, beta {args.beta}, micro-batch {args.micro_batch}; "
+          f"median of {args.steps} steps after {args.warmup} warm-up\n")
+    head = "| side | s/step (min-max) | " + " | ".join(name for _, name in COLUMNS) + \
+        " | new tokens | peak RSS (MB) |" + (" peak GPU (MB) |" if args.device.startswith("cuda") else "")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for side, s in results.items():
+        cells = [f"{s['step_seconds']:.1f} ({s['step_min']:.1f}-{s['step_max']:.1f})"]
+        cells += [f"{s[k]:.2f}" for k, _ in COLUMNS]
+        cells += [f"{s['completion_tokens']:.0f}", f"{s['peak_rss_mb']:.0f}"]
+        if args.device.startswith("cuda"):
+            cells.append(f"{s['peak_gpu_mb'] or 0:.0f}")
+        print(f"| {side} | " + " | ".join(cells) + " |")
+    if "j1" in results:
+        base = results["j1"]
+        for side, s in results.items():
+            if side == "j1":
+                continue
+            ratios = [f"{s['step_seconds'] / base['step_seconds']:.2f}x"]
+            ratios += [f"{s[k] / base[k]:.2f}x" if base[k] > 0 else "-" for k, _ in COLUMNS]
+            ratios += ["", f"{s['peak_rss_mb'] / base['peak_rss_mb']:.2f}x"]
+            if args.device.startswith("cuda"):
+                ratios.append("")
+            print(f"| {side} / j1 | " + " | ".join(ratios) + " |")
+
+
+def main():
+    args = parse_args()
+    if args.side:
+        run_side(args)
+        return
+    results = {}
+    sides = args.sides.split(",") if args.sides else default_sides(args)
+    with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:
+        # both sides load the same directory; the last --model wins in the child's argparse
+        passthrough = sys.argv[1:] + ["--model", str(model_dir(args.model))]
+        for side in sides:
+            result = Path(tmp) / f"{side}.json"
+            print(f"running {side} ...", flush=True)
+            subprocess.run([sys.executable, __file__, *passthrough, "--side", side, "--result", str(result)],
+                           check=True)
+            results[side] = summarize(json.loads(result.read_text()), args.warmup)
+    print_table(results, args)
+
+
+if __name__ == "__main__":
+    main()
