@@ -127,9 +127,10 @@ class LogprobModule(torch.nn.Module):
             if param is not None:
                 deepspeed.zero.register_external_parameter(self, param)
 
-    def forward(self, input_ids, attention_mask, loss_mask, temperature=1.0, return_entropy=False):
+    def forward(self, input_ids, attention_mask, loss_mask, temperature=1.0, return_entropy=False,
+                prompt_lengths=None, group_size=1):
         return token_logprobs(self.model, input_ids, attention_mask, loss_mask, temperature=temperature,
-                              return_entropy=return_entropy)
+                              return_entropy=return_entropy, prompt_lengths=prompt_lengths, group_size=group_size)
 
 
 # ---- the trainer -----------------------------------------------------------------------------------------
@@ -195,11 +196,13 @@ class DistributedTrainer(Trainer):
         if model is self.reference and self.ref_ds is None:  # --ref-on-cpu
             mb = {k: v.cpu() for k, v in mb.items()}
             return token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["loss_mask"],
-                                  temperature=cfg.temperature)
+                                  temperature=cfg.temperature, prompt_lengths=mb["prompt_lengths"],
+                                  group_size=cfg.group_size)
         engine = self.ds if model is self.policy else self.ref_ds
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=cfg.dtype == "bf16"):
             return engine(mb["input_ids"], mb["attention_mask"], mb["loss_mask"], temperature=cfg.temperature,
-                          return_entropy=with_entropy)
+                          return_entropy=with_entropy, prompt_lengths=mb["prompt_lengths"],
+                          group_size=cfg.group_size)
 
     def accumulate_gradients(self, batch, advantages, ref_logp):
         """The rank's share of the batch gradient; returns the loss of the global batch (the same on all ranks)."""

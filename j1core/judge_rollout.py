@@ -102,14 +102,16 @@ def sample_forced(engine, tokenizer, prompts, cfg, seed):
 
 
 def pack_batch(prompts, samples, pad_id: int) -> dict:
-    """Right-padded rows of prompt + completion, one per sample: input_ids, attention_mask, loss_mask (1 on
-    trained completion tokens) and rollout_logp (the sampler's log-probs, aligned with input_ids)."""
+    """Right-padded rows of prompt + completion, one per sample (a prompt's G samples adjacent): input_ids,
+    attention_mask, loss_mask (1 on trained completion tokens), rollout_logp (the sampler's log-probs, aligned
+    with input_ids) and prompt_lengths [B]."""
     rows = [(p.ids, s) for p, group in zip(prompts, samples) for s in group]
     width = max(len(ids) + len(s.token_ids) for ids, s in rows)
     batch = {"input_ids": torch.full((len(rows), width), pad_id, dtype=torch.long),
              "attention_mask": torch.zeros(len(rows), width, dtype=torch.long),
              "loss_mask": torch.zeros(len(rows), width, dtype=torch.long),
-             "rollout_logp": torch.zeros(len(rows), width, dtype=torch.float32)}
+             "rollout_logp": torch.zeros(len(rows), width, dtype=torch.float32),
+             "prompt_lengths": torch.tensor([len(ids) for ids, _ in rows], dtype=torch.long)}
     for r, (ids, s) in enumerate(rows):
         n, m = len(ids), len(s.token_ids)
         batch["input_ids"][r, :n + m] = torch.tensor(ids + s.token_ids)

@@ -154,17 +154,21 @@ class Trainer:
 
     # ---- log-probs and loss ---------------------------------------------------------------------------
     def micro_batches(self, batch):
-        """Slices of the step's batch, each trimmed to its own longest sequence."""
-        size = self.cfg.micro_batch_size
+        """Slices of the step's batch of whole groups (about micro_batch_size rows), each trimmed to its own
+        longest sequence."""
+        group = self.cfg.group_size
+        size = max(group, self.cfg.micro_batch_size // group * group)
         for start in range(0, batch["input_ids"].shape[0], size):
             rows = slice(start, start + size)
             width = int(batch["attention_mask"][rows].sum(1).max())
-            yield rows, {k: v[rows, :width].to(self.device) for k, v in batch.items()}
+            yield rows, {k: (v[rows, :width] if v.dim() == 2 else v[rows]).to(self.device) for k, v in batch.items()}
 
     def logprobs(self, model, mb, with_entropy=False):
+        """Per-token log-probs; each group's prompt runs once and its G completions attend to its KV."""
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.cfg.dtype == "bf16"):
             return token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["loss_mask"],
-                                  temperature=self.cfg.temperature, return_entropy=with_entropy)
+                                  temperature=self.cfg.temperature, return_entropy=with_entropy,
+                                  prompt_lengths=mb["prompt_lengths"], group_size=self.cfg.group_size)
 
     @torch.no_grad()
     def reference_logprobs(self, batch):
