@@ -29,7 +29,7 @@ TINY = ["--pairs-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "
 PARITY = ["--micro-batch-size", "4", "--max-steps", "1"]
 
 
-def scripted_judgments(engine, tokenizer, prompts, cfg, seed):
+def scripted_judgments(engine, tokenizer, prompts, cfg, step):
     """Forced-verdict judgments that depend only on each prompt: sample 0 says A, sample 1 says B, after two
     reasoning tokens taken from the prompt. Rewards then differ within every group."""
     suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
