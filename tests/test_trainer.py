@@ -14,13 +14,13 @@ from j1core.trainer import BadStepsError, Trainer, lr_at
 TIMING = ("_seconds", "tokens_per_second")
 
 
-def make_trainer(tmp_path, pairs=None, **overrides):
+def make_trainer(tmp_path, pairs=None, layers=1, **overrides):
     settings = dict(max_steps=3, pairs_per_step=2, group_size=2, max_new_tokens=6, max_think_tokens=4,
                     output=str(tmp_path / "run"), progress=False, beta=0.01, lr=1e-3, micro_batch_size=3)
     settings.update(overrides)
     cfg = TrainConfig(**settings)
-    policy, tokenizer = tiny_model("llama", seed=0, layers=1)
-    reference = tiny_model("llama", seed=0, layers=1)[0] if cfg.beta > 0 else None
+    policy, tokenizer = tiny_model("llama", seed=0, layers=layers)
+    reference = tiny_model("llama", seed=0, layers=layers)[0] if cfg.beta > 0 else None
     pairs = pairs if pairs is not None else builtin_pairs("train")[:40]
     return Trainer(cfg, policy=policy, tokenizer=tokenizer, reference=reference, pairs=pairs)
 
@@ -87,3 +87,18 @@ def test_lr_schedule_warmup_then_cosine():
     lrs = [lr_at(cfg, s) for s in range(6)]
     assert lrs[:2] == [0.5, 1.0] and lrs[2] == 1.0 and lrs[-1] < lrs[3] < lrs[2]
     assert lr_at(TrainConfig(lr=2.0, warmup_steps=0), 5) == 2.0
+
+
+def test_the_loop_learns_a_fixed_task(tmp_path):
+    """One fixed pair, both orders, forced verdicts: the mean reward must rise, not just the loop run."""
+    from j1core.data import Pair
+
+    pair = Pair(id="fixed", prompt="Is water wet?", chosen="Yes, water is wet.", rejected="Bananas are blue.",
+                source="test")
+    trainer = make_trainer(tmp_path, pairs=[pair], layers=2, max_steps=30, pairs_per_step=1, group_size=8,
+                           max_think_tokens=0, forced_verdict=True, reward="correct", beta=0.0, lr=3e-3,
+                           warmup_steps=0, micro_batch_size=16)
+    trainer.train()
+    rewards = [m["reward_mean"] for m in read_metrics(tmp_path / "run")]
+    first, last = sum(rewards[:6]) / 6, sum(rewards[-6:]) / 6
+    assert last > first + 0.2, rewards
