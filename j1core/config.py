@@ -33,10 +33,10 @@ class TrainConfig:
     pairing: str = "expected"
     format_reward: float = 0.0
     forced_verdict: bool = True
-    max_think_tokens: int = 24
+    max_think_tokens: int = 0
     # rollout
     pairs_per_step: int = 4
-    group_size: int = 4
+    group_size: int = 8
     max_new_tokens: int = 96
     min_new_tokens: int = 0
     temperature: float = 1.0
@@ -44,19 +44,19 @@ class TrainConfig:
     top_k: int = 0
     max_batch_tokens: int = 65536
     # optimisation
-    max_steps: int = 14
-    lr: float = 1e-5
+    max_steps: int = 30
+    lr: float = 5e-6
     lr_schedule: str = "constant"
-    warmup_steps: int = 2
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 8
+    micro_batch_size: int = 16
     # GRPO
     loss_type: str = "grpo"
     beta: float = 0.0
     eps_low: float = 0.2
     eps_high: float = 0.28
-    adv_scale: str = "group"
+    adv_scale: str = "batch"
     updates_per_batch: int = 1
     kl_times_ratio: bool = False
     # output
