@@ -37,6 +37,7 @@ pair's index within the rank's slice (the same as one process when the slice siz
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -46,6 +47,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from j1core.checkpoint import TRAINER_STATE, capture_rng, resolve_checkpoint, restore_rng, save_checkpoint, to_json
+from j1core.grpo import group_advantages
 from j1core.logprobs import token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
 from j1core.rollout import RolloutEngine
@@ -215,6 +217,14 @@ class DistributedTrainer(Trainer):
         self.token_keys = tuple(k for k in stats if k != "loss")
         stats["loss"] = self.all_sum(local_loss * self.rank_weight) / self.world
         return stats["loss"], stats
+
+    def advantages(self, rewards):
+        """Group-relative advantages; with --adv-scale batch the std is of the global batch, across ranks."""
+        if self.cfg.adv_scale != "batch":
+            return super().advantages(rewards)
+        n, total, squares = (self.all_sum(float(x)) for x in (rewards.numel(), rewards.sum(), (rewards ** 2).sum()))
+        std = math.sqrt(max(squares - total * total / n, 0.0) / (n - 1)) if n > 1 else 0.0
+        return group_advantages(rewards, self.cfg.group_size, scale="none") / (std + 1e-4)
 
     def backward(self, loss):
         self.ds.backward(loss * self.rank_weight, scale_wrt_gas=False)

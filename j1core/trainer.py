@@ -105,6 +105,9 @@ class Trainer:
         """The pairs this process judges (all of them; a rank's slice under DeepSpeed)."""
         return pairs
 
+    def advantages(self, rewards):
+        return group_advantages(rewards, self.cfg.group_size, scale=self.cfg.adv_scale)
+
     def backward(self, loss):
         loss.backward()
 
@@ -127,7 +130,7 @@ class Trainer:
         texts = [[s.text for s in group] for group in samples]
         rewards = score_step(prompts, texts, cfg.reward, cfg.pairing, cfg.format_reward)
         flat_rewards = torch.tensor([r for group in rewards for r in group], dtype=torch.float32)
-        advantages = group_advantages(flat_rewards, cfg.group_size, scale=cfg.adv_scale)
+        advantages = self.advantages(flat_rewards)
         times["reward_seconds"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -26,7 +26,7 @@ TINY = ["--pairs-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "
 # float noise into differences of order lr. So the parity step splits the batch the same way on both sides:
 # one process with micro-batches of 4 rows computes exactly what each of the 2 ranks computes on its 4 rows,
 # and weighting by 1/2 (one process) or averaging over 2 ranks (DeepSpeed) is exact in binary floating point.
-PARITY = ["--micro-batch-size", "4", "--max-steps", "1"]
+PARITY = ["--micro-batch-size", "4", "--max-steps", "1", "--adv-scale", "group"]
 
 
 def scripted_judgments(engine, tokenizer, prompts, cfg, step):

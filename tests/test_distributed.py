@@ -40,7 +40,9 @@ def scenario(tmp_path_factory):
     model, tokenizer = tiny_model("llama", seed=0, layers=1)
     model.save_pretrained(root / "model")
     tokenizer.save_pretrained(root / "model")
+    # One thread per rank: two ranks share the two cores (more threads spin against each other).
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": str(WORLD),
+           "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     logs = [open(root / f"rank{r}.log", "w") for r in range(WORLD)]  # noqa: SIM115  (closed below)
     procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "ds_run.py"), str(root / "out"),

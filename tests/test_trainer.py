@@ -97,7 +97,7 @@ def test_the_loop_learns_a_fixed_task(tmp_path):
                 source="test")
     trainer = make_trainer(tmp_path, pairs=[pair], layers=2, max_steps=30, pairs_per_step=1, group_size=8,
                            max_think_tokens=0, forced_verdict=True, reward="correct", beta=0.0, lr=3e-3,
-                           warmup_steps=0, micro_batch_size=16)
+                           warmup_steps=0, micro_batch_size=16, adv_scale="group")
     trainer.train()
     rewards = [m["reward_mean"] for m in read_metrics(tmp_path / "run")]
     first, last = sum(rewards[:6]) / 6, sum(rewards[-6:]) / 6
