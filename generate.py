@@ -1,7 +1,8 @@
 """Generate with a judge model: evaluate it on benchmarks, or build synthetic training pairs.
 
     python generate.py judge --model smollm2-135m-instruct --benchmark llmbar --limit 20 --out runs/eval
-    python generate.py synth math --model smollm2-135m-instruct --problems ../shared/data/GSM8K/test.jsonl --out pairs.jsonl
+    python generate.py synth math --model smollm2-135m-instruct --problems ../shared/data/GSM8K/test.jsonl \
+        --out pairs.jsonl
     python generate.py synth noisy --model smollm2-135m-instruct --prompts prompts.jsonl --out pairs.jsonl
 """
 import argparse

@@ -129,8 +129,12 @@ def measure(path, n, h, v, dtype, device, repeats):
     warm = make_inputs(8, h, 64, dtype, device)  # one-time allocator / thread-pool costs stay out of the peaks
     run_path(path, *warm, backward=True)
     hidden, weight, targets, grad_out = make_inputs(n, h, v, dtype, device)
-    forward = lambda: run_path(path, hidden, weight, targets, grad_out, backward=False)
-    training = lambda: run_path(path, hidden, weight, targets, grad_out, backward=True)
+    def forward():
+        return run_path(path, hidden, weight, targets, grad_out, backward=False)
+
+    def training():
+        return run_path(path, hidden, weight, targets, grad_out, backward=True)
+
     out = {"fwd_mem": peak_extra_bytes(forward, device), "fwdbwd_mem": peak_extra_bytes(training, device)}
     if device.type == "cuda":
         forward(), training()  # compile / warm up

@@ -14,7 +14,7 @@ import torch
 from j1core.grpo import LOSS_TYPES, policy_loss
 
 trl = pytest.importorskip("trl", reason="trl is not installed")
-from trl import GRPOTrainer
+from trl import GRPOTrainer  # noqa: E402  (after the skip)
 
 
 class OneProcess:
