@@ -95,7 +95,7 @@ def test_chunked_random_shapes():
     hypothesis = pytest.importorskip("hypothesis")
     st = pytest.importorskip("hypothesis.strategies")
 
-    @hypothesis.settings(max_examples=15, deadline=None)
+    @hypothesis.settings(max_examples=15, deadline=None, derandomize=True)
     @hypothesis.given(n=st.integers(1, 20), v=st.integers(2, 70), h=st.integers(1, 12), chunk=st.integers(1, 25),
                       temperature=st.floats(0.3, 2.0), bias=st.booleans(), seed=st.integers(0, 1000))
     def check(n, v, h, chunk, temperature, bias, seed):
@@ -108,7 +108,9 @@ def check_random_case(n, v, h, chunk, temperature, bias, seed):
     inputs = make_inputs(n, h, v, bias=bias, seed=seed)
     ref = values_and_grads("reference", *inputs, temperature, entropy=True)
     got = values_and_grads("chunked", *inputs, temperature, entropy=True, chunk_size=chunk)
-    assert_same(got[0] + got[1], ref[0] + ref[1], atol=1e-5)
+    # 1e-5 of the largest magnitude: low temperatures scale logits and gradients past 10, where float32
+    # sums in another order differ by more than 1e-5 absolute (seen: 1.3e-5 on a gradient of 17).
+    assert_same(got[0] + got[1], ref[0] + ref[1], atol=1e-5, relative_to_max=True)
 
 
 def test_frozen_weight_and_no_grad():
