@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from j1core.judge_metrics import preference
 from j1core.prompts import judge_prompt_ids
 from j1core.rewards import (
     correctness,
@@ -20,8 +21,6 @@ from j1core.rewards import (
     parse_judgment,
     pointwise_pair_rewards,
 )
-
-PAIRWISE_FORMATS = ("pairwise", "pairwise_scores", "scores_verdict")
 
 
 @dataclass
@@ -83,11 +82,8 @@ def score_step(prompts: list[JudgePrompt], texts: list[list[str]], reward="consi
 
 def preferred_response(fmt: str, slot: int, text: str) -> str | None:
     """Which response ("chosen" / "rejected") a pairwise judgment prefers; None if unparsed or a tie."""
-    winner = judged_winner(fmt, parse_judgment(fmt, text))
-    if winner not in ("A", "B"):
-        return None
-    chosen_letter = "A" if slot == 0 else "B"
-    return "chosen" if winner == chosen_letter else "rejected"
+    preferred = preference(judged_winner(fmt, parse_judgment(fmt, text)), slot)
+    return None if preferred == "tie" else preferred
 
 
 def step_metrics(prompts: list[JudgePrompt], texts: list[list[str]]) -> dict:
