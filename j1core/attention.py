@@ -70,29 +70,34 @@ class SharedPromptAttention:
         self.gen_cache.write(layer, k, v, self.col)
         batch, heads, _, dim = q.shape
         kv_heads = k.shape[1]
-        groups = heads // kv_heads
-        prompts, n = self.prompt_cache.batch, self.n
-        q = q.reshape(batch, kv_heads, groups, dim) * dim ** -0.5
+        q = q.reshape(batch, kv_heads, heads // kv_heads, dim) * dim ** -0.5
         p_keys, p_values = self.prompt_cache.read(layer, self.prompt_cache.max_len)
         g_keys, g_values = self.gen_cache.read(layer, self.col + 1)
-        # Queries of all samples of one prompt side by side: [P, KV, n * g, D] (dead slots stay zero).
-        q_slots = q.new_zeros(prompts * n, kv_heads, groups, dim).index_copy_(0, self.slots, q)
-        q_prompt = q_slots.view(prompts, n, kv_heads, groups, dim).transpose(1, 2).reshape(
-            prompts, kv_heads, n * groups, dim)
-        s_prompt = torch.matmul(q_prompt, p_keys.transpose(-1, -2)) + self.prompt_bias
-        width = s_prompt.shape[-1]
-        s_prompt = s_prompt.view(prompts, kv_heads, n, groups, width).transpose(1, 2).reshape(
-            prompts * n, kv_heads, groups, width).index_select(0, self.slots)
+        # Queries of all samples of one prompt side by side: [P, KV, n * g, D].
+        s_prompt = torch.matmul(self.prompt_major(q), p_keys.transpose(-1, -2)) + self.prompt_bias
+        s_prompt = self.row_major(s_prompt)
         s_gen = torch.matmul(q, g_keys.transpose(-1, -2))
+        width = s_prompt.shape[-1]
         probs = torch.cat((s_prompt, s_gen), dim=-1).softmax(dim=-1)
         p_prompt, p_gen = probs.split((width, s_gen.shape[-1]), dim=-1)
-        out = torch.matmul(p_gen, g_values)
-        p_slots = p_prompt.new_zeros(prompts * n, kv_heads, groups, width).index_copy_(0, self.slots, p_prompt)
-        p_slots = p_slots.view(prompts, n, kv_heads, groups, width).transpose(1, 2).reshape(
-            prompts, kv_heads, n * groups, width)
-        out_prompt = torch.matmul(p_slots, p_values).view(prompts, kv_heads, n, groups, dim).transpose(1, 2)
-        out = out + out_prompt.reshape(prompts * n, kv_heads, groups, dim).index_select(0, self.slots)
+        out = torch.matmul(p_gen, g_values) + self.row_major(torch.matmul(self.prompt_major(p_prompt), p_values))
         return out.reshape(batch, 1, heads * dim)
+
+    def prompt_major(self, rows: torch.Tensor) -> torch.Tensor:
+        """[B live rows, KV, g, X] -> [P, KV, n * g, X]; dead slots are zero (they only cost a little compute)."""
+        _, kv_heads, groups, width = rows.shape
+        prompts, n = self.prompt_cache.batch, self.n
+        if self.slots.numel() < prompts * n:
+            rows = rows.new_zeros(prompts * n, kv_heads, groups, width).index_copy_(0, self.slots, rows)
+        return rows.view(prompts, n, kv_heads, groups, width).transpose(1, 2).reshape(
+            prompts, kv_heads, n * groups, width)
+
+    def row_major(self, per_prompt: torch.Tensor) -> torch.Tensor:
+        """Inverse of prompt_major: [P, KV, n * g, X] -> [B live rows, KV, g, X]."""
+        prompts, kv_heads, _, width = per_prompt.shape
+        rows = per_prompt.view(prompts, kv_heads, self.n, -1, width).transpose(1, 2).reshape(
+            prompts * self.n, kv_heads, -1, width)
+        return rows if self.slots.numel() == prompts * self.n else rows.index_select(0, self.slots)
 
 
 def shared_prompt_attention_reference(q, prompt_keys, prompt_values, prompt_valid, gen_keys, gen_values,

@@ -35,8 +35,8 @@ class TrainConfig:
     forced_verdict: bool = True
     max_think_tokens: int = 0
     # rollout
-    pairs_per_step: int = 4
-    group_size: int = 8
+    pairs_per_step: int = 8
+    group_size: int = 16
     max_new_tokens: int = 96
     min_new_tokens: int = 0
     temperature: float = 1.0
@@ -44,13 +44,13 @@ class TrainConfig:
     top_k: int = 0
     max_batch_tokens: int = 65536
     # optimisation
-    max_steps: int = 30
-    lr: float = 5e-6
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
+    max_steps: int = 50
+    lr: float = 1.5e-5
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 3
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    micro_batch_size: int = 16
+    micro_batch_size: int = 64
     # GRPO
     loss_type: str = "grpo"
     beta: float = 0.0

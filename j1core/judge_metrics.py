@@ -17,8 +17,8 @@ Definitions (all over pairs, so a bootstrap over pairs gives their intervals):
 - flip_rate: among pairs whose two orders both give a strict preference (chosen or rejected; not a tie,
   not unparseable), the fraction whose preferred response differs between the orders. `flip_pairs` is that
   denominator; with no such pair the rate is None. An always-"A" judge flips on every pair.
-- unparseable_rate: fraction of judge outputs that did not parse (per pair, then averaged). tie_rate: fraction of judgments (one per
-  pair and order; pointwise: one per pair) whose scores are equal.
+- unparseable_rate: fraction of judge outputs that did not parse (per pair, then averaged). tie_rate: fraction
+  of judgments (one per pair and order; pointwise: one per pair) whose scores are equal.
 - With k samples, the single-sample metrics above are averaged over the k sample indices (sample i of order
   0 goes with sample i of order 1; pointwise: sample i of the chosen response with sample i of the rejected).
 - SC@k: per order, the majority verdict over the k samples' winners. Unparseable samples do not vote; ties

@@ -1,6 +1,6 @@
 """Sample G judgments per prompt and pack them into the padded batch the loss consumes.
 
-    python -m pytest tests/test_judge_rollout.py
+    python -m pytest tests/test_judge_rollout.py -q
 
 Two ways to sample a pairwise judgment:
 - free: the judge writes up to --max-new-tokens after the pre-opened "<think>", and the reward parses it;
@@ -8,6 +8,9 @@ Two ways to sample a pairwise judgment:
   the engine then feeds "</think>\\n<answer>[[" and samples the next token among "A" and "B" only. The forced
   tokens are part of the sequence but masked out of the loss; the letter is trained like any sampled token.
   A small model that never writes the format on its own still gets a reward signal from its first step.
+  With no reasoning (--max-think-tokens 0) the forced tokens are the same for all G samples, so the engine
+  prefills them with the prompt and the log-prob pass runs them once per group (pack_batch's prompt_lengths):
+  each sample then costs one token.
 Score formats always sample freely.
 """
 from __future__ import annotations
@@ -86,32 +89,49 @@ def letter_ids(tokenizer) -> list[int]:
 def sample_forced(engine, tokenizer, prompts, cfg, seed):
     suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
     choices = letter_ids(tokenizer)
-    groups = engine.generate([p.ids for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_think_tokens,
-                             stop_token_ids=[tokenizer.eos_token_id], forced_suffix=suffix, choice_ids=choices,
-                             **common_kwargs(cfg, seed))
+    # Without reasoning every sample starts with the same forced tokens: prefill them once with the prompt
+    # (all but the last, since the engine's tail needs one) instead of decoding them in each of the G rows.
+    fed = suffix[:-1] if cfg.max_think_tokens == 0 else []
+    groups = engine.generate([p.ids + fed for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_think_tokens,
+                             stop_token_ids=[tokenizer.eos_token_id], forced_suffix=suffix[len(fed):],
+                             choice_ids=choices, **common_kwargs(cfg, seed))
     samples = []
     for group in groups:
         samples.append([])
         for c in group:
-            mask = [0 if f else 1 for f in c.forced]
-            think = [t for t, f in zip(c.token_ids[:-1], c.forced[:-1]) if not f]
-            letter = tokenizer.decode(c.token_ids[-1:])
+            token_ids, forced = fed + c.token_ids, [True] * len(fed) + c.forced
+            think = [t for t, f in zip(token_ids[:-1], forced[:-1]) if not f]
+            letter = tokenizer.decode(token_ids[-1:])
             text = tokenizer.decode(think, skip_special_tokens=True) + render_answer("pairwise", letter)
-            samples[-1].append(JudgeSample(c.token_ids, c.logprobs, mask, text))
+            samples[-1].append(JudgeSample(token_ids, [0.0] * len(fed) + c.logprobs, [0 if f else 1 for f in forced],
+                                           text))
     return samples
+
+
+def shared_untrained_prefix(group: list[JudgeSample]) -> int:
+    """Leading completion tokens that every sample of the group has, all untrained (forced), keeping at least
+    one token per sample: the log-prob pass runs them once with the prompt."""
+    n = min(len(s.token_ids) for s in group) - 1
+    for k in range(max(n, 0)):
+        first = group[0].token_ids[k]
+        if any(s.token_ids[k] != first or s.loss_mask[k] for s in group):
+            return k
+    return max(n, 0)
 
 
 def pack_batch(prompts, samples, pad_id: int) -> dict:
     """Right-padded rows of prompt + completion, one per sample (a prompt's G samples adjacent): input_ids,
     attention_mask, loss_mask (1 on trained completion tokens), rollout_logp (the sampler's log-probs, aligned
-    with input_ids) and prompt_lengths [B]."""
+    with input_ids) and prompt_lengths [B]: the prompt plus the untrained completion prefix its G samples share
+    (the part the grouped log-prob pass runs once)."""
     rows = [(p.ids, s) for p, group in zip(prompts, samples) for s in group]
+    shared = [len(p.ids) + shared_untrained_prefix(group) for p, group in zip(prompts, samples) for _ in group]
     width = max(len(ids) + len(s.token_ids) for ids, s in rows)
     batch = {"input_ids": torch.full((len(rows), width), pad_id, dtype=torch.long),
              "attention_mask": torch.zeros(len(rows), width, dtype=torch.long),
              "loss_mask": torch.zeros(len(rows), width, dtype=torch.long),
              "rollout_logp": torch.zeros(len(rows), width, dtype=torch.float32),
-             "prompt_lengths": torch.tensor([len(ids) for ids, _ in rows], dtype=torch.long)}
+             "prompt_lengths": torch.tensor(shared, dtype=torch.long)}
     for r, (ids, s) in enumerate(rows):
         n, m = len(ids), len(s.token_ids)
         batch["input_ids"][r, :n + m] = torch.tensor(ids + s.token_ids)

@@ -5,7 +5,8 @@
 Formats:
   pairwise         which of A and B is better       -> <answer>[[A]]</answer> or <answer>[[B]]</answer>
   pairwise_scores  a 0-10 score for each response   -> <score_A>7.5</score_A> <score_B>3.0</score_B>
-  scores_verdict   both scores, then the verdict    -> <score_A>..</score_A> <score_B>..</score_B> <answer>[[A]]</answer>
+  scores_verdict   both scores, then the verdict    -> <score_A>..</score_A> <score_B>..</score_B>
+                                                     <answer>[[A]]</answer>
   pointwise        a 0-10 score for one response    -> <score>6.0</score>
 Reasoning always comes first, inside <think>...</think>; scores are 0 to 10 with at most one decimal.
 

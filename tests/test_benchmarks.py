@@ -29,7 +29,8 @@ def test_judgebench_labels_and_subset(tmp_path):
     write_jsonl(tmp_path / "dataset=judgebench,response_model=gpt-x.jsonl", rows[:2])
     write_jsonl(tmp_path / "dataset=judgebench,response_model=claude-y.jsonl", rows[2:])
     pairs, drops = load_benchmark_counted("judgebench", tmp_path)
-    assert [(p.id, p.chosen, p.rejected, p.category) for p in pairs] == [("a", "ra", "rb", "s1"), ("b", "rb", "ra", "s2")]
+    assert [(p.id, p.chosen, p.rejected, p.category) for p in pairs] == [("a", "ra", "rb", "s1"),
+                                                                         ("b", "rb", "ra", "s2")]
     assert drops == Counter(identical=1)
     assert [p.id for p in load_benchmark("judgebench", tmp_path, subset="gpt")] == ["a", "b"]
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from j1core.sampling import choose_tokens, filter_logits, filter_logits_reference, sample_from
+from j1core.sampling import choose_tokens, filter_logits, filter_logits_reference, sample_blocked, sample_from
 
 
 @pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (1, 1.0), (5, 1.0), (0, 0.5), (0, 0.9), (7, 0.8), (3, 0.01)])
@@ -60,3 +60,28 @@ def test_inverse_cdf_sampling_follows_the_distribution():
     assert freq[1] == 0  # zero-probability token never drawn
     # 6 binomial standard deviations of the largest-variance entry (p = 0.5): 6 * sqrt(0.25 / draws)
     assert (freq - probs).abs().max() < 6 * (0.25 / draws) ** 0.5
+
+
+@pytest.mark.parametrize("vocab,block", [(49152, 1024), (5000, 64), (1000, 7)])
+def test_blocked_sampling_matches_the_plain_inverse_cdf(vocab, block):
+    """Same probabilities and uniforms -> same tokens, on peaked, flat, sparse and padded vocabularies."""
+    gen = torch.Generator().manual_seed(vocab)
+    logits = torch.randn(64, vocab, generator=gen) * torch.tensor([0.1, 1.0, 4.0, 12.0]).repeat(16)[:, None]
+    logits[::5, vocab // 3:] = float("-inf")  # rows whose later blocks have no mass at all
+    probs = torch.softmax(logits, dim=-1)
+    for trial in range(8):
+        u = torch.rand(64, generator=gen, dtype=torch.float64)
+        u[0] = 0.0
+        u[1] = 1.0 - 2.0 ** -53  # the largest uniform below 1
+        fast = sample_blocked(probs, None, uniforms=u, block=block)
+        plain = sample_from(probs, None, uniforms=u)
+        assert torch.equal(fast, plain), f"trial {trial}: rows {(fast != plain).nonzero().flatten().tolist()}"
+        assert (probs.gather(1, fast[:, None]) > 0).all()
+
+
+def test_blocked_sampling_never_picks_a_zero_mass_token_at_a_block_edge():
+    probs = torch.zeros(3, 40)
+    probs[:, 5] = 0.5
+    probs[:, 17] = 0.5  # blocks of 8: mass in blocks 0 and 2 only, nothing after token 17
+    u = torch.tensor([0.25, 0.75, 1.0 - 2.0 ** -53], dtype=torch.float64)
+    assert sample_blocked(probs, None, uniforms=u, block=8).tolist() == [5, 17, 17]

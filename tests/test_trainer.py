@@ -90,15 +90,18 @@ def test_lr_schedule_warmup_then_cosine():
 
 
 def test_the_loop_learns_a_fixed_task(tmp_path):
-    """One fixed pair, both orders, forced verdicts: the mean reward must rise, not just the loop run."""
+    """One fixed pair, both orders, forced verdicts, the consistency reward: the mean reward must rise, not just
+    the loop run. A tiny random model has to learn to read which response sits where, and it does so in a
+    jump: with these settings the reward went from ~0.25 to ~1.0 between steps 25 and 45 in 3 of 4 seeds tried
+    (the correctness reward instead often locks into always-A at 0.5, J1's position-bias failure)."""
     from j1core.data import Pair
 
     pair = Pair(id="fixed", prompt="Is water wet?", chosen="Yes, water is wet.", rejected="Bananas are blue.",
                 source="test")
-    trainer = make_trainer(tmp_path, pairs=[pair], layers=2, max_steps=30, pairs_per_step=1, group_size=8,
-                           max_think_tokens=0, forced_verdict=True, reward="correct", beta=0.0, lr=3e-3,
-                           warmup_steps=0, micro_batch_size=16, adv_scale="group")
+    trainer = make_trainer(tmp_path, pairs=[pair], layers=2, max_steps=60, pairs_per_step=1, group_size=16,
+                           max_think_tokens=0, forced_verdict=True, reward="consistent", beta=0.0, lr=3e-3,
+                           warmup_steps=0, micro_batch_size=32, adv_scale="batch", seed=0)
     trainer.train()
     rewards = [m["reward_mean"] for m in read_metrics(tmp_path / "run")]
-    first, last = sum(rewards[:6]) / 6, sum(rewards[-6:]) / 6
-    assert last > first + 0.2, rewards
+    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    assert last > first + 0.4, rewards
