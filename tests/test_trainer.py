@@ -86,7 +86,7 @@ def test_lr_schedule_warmup_then_cosine():
     cfg = TrainConfig(lr=1.0, warmup_steps=2, max_steps=6, lr_schedule="cosine")
     lrs = [lr_at(cfg, s) for s in range(6)]
     assert lrs[:2] == [0.5, 1.0] and lrs[2] == 1.0 and lrs[-1] < lrs[3] < lrs[2]
-    assert lr_at(TrainConfig(lr=2.0, warmup_steps=0), 5) == 2.0
+    assert lr_at(TrainConfig(lr=2.0, warmup_steps=0, lr_schedule="constant"), 5) == 2.0
 
 
 def test_the_loop_learns_a_fixed_task(tmp_path):
