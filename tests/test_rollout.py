@@ -6,6 +6,7 @@ choice of a random model has near-ties that float rounding (engine vs HF kernels
 import pytest
 import torch
 
+from j1core.decoder import CompactDecoder
 from j1core.model import tiny_model
 from j1core.rollout import RolloutEngine, plan_waves, prefix_groups
 
@@ -232,3 +233,13 @@ def test_forced_tail_replaces_a_sampled_stop_token(llama):
     c = engine.generate([prompt], n=1, max_new_tokens=4, temperature=0.0, stop_token_ids=stop,
                         forced_suffix=suffix, choice_ids=choices)[0][0]
     assert c.token_ids[:2] == suffix and c.token_ids[2] in choices and c.finish_reason == "eos"
+
+
+def test_sliced_lm_head_equals_one_matmul():
+    """The CPU LM head runs the vocabulary in slices; every logit must equal the single-matmul one."""
+    model, _ = tiny_model("llama", seed=4, layers=1)
+    decoder = CompactDecoder.from_model(model)
+    hidden = torch.randn(5, model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.linear(hidden, model.get_output_embeddings().weight)
+    assert decoder.weights["lm_head"].shape[0] > 2 * 2048  # the sliced path is the one taken
+    torch.testing.assert_close(decoder.lm_head(hidden), expected, atol=1e-6, rtol=1e-6)
