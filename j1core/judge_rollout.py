@@ -125,7 +125,8 @@ def pack_batch(prompts, samples, pad_id: int) -> dict:
     with input_ids) and prompt_lengths [B]: the prompt plus the untrained completion prefix its G samples share
     (the part the grouped log-prob pass runs once)."""
     rows = [(p.ids, s) for p, group in zip(prompts, samples) for s in group]
-    shared = [len(p.ids) + shared_untrained_prefix(group) for p, group in zip(prompts, samples) for _ in group]
+    per_group = [len(p.ids) + shared_untrained_prefix(group) for p, group in zip(prompts, samples)]
+    shared = [n for n, group in zip(per_group, samples) for _ in group]
     width = max(len(ids) + len(s.token_ids) for ids, s in rows)
     batch = {"input_ids": torch.full((len(rows), width), pad_id, dtype=torch.long),
              "attention_mask": torch.zeros(len(rows), width, dtype=torch.long),
