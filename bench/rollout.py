@@ -1,11 +1,12 @@
 """Rollout speed: the j1 RolloutEngine against Hugging Face generate, same prompts, same run.
 
-    python bench/rollout.py [--prompts 8 --n 8 --new-tokens 64 --prompt-len 200 --device cpu]
+    python bench/rollout.py [--prompts 8 --n 8 --new-tokens 64 --prompt-len 200 --repeats 3 --device cpu]
 
 Prompts are pairwise judge prompts (j1core.prompts), adjacent in both orders of each pair, as the trainer
 passes them. Both sides sample at temperature 1.0 with min_new_tokens = max_new_tokens, so both produce
 prompts x n x new-tokens tokens; the rate counts those tokens over the whole call (prefill included).
-Peak memory is the peak process RSS above the RSS before the call, sampled every 10 ms by a psutil thread.
+Peak memory is the peak process RSS above the RSS before the call, sampled every 10 ms by a psutil thread
+(the largest over the repeats).
 On a machine whose cores are shared with other busy processes, OpenMP's spinning threads make every
 multi-threaded torch op wait for the descheduled one (measured here: 10x slower with 2 threads than with 1);
 pass --threads 1 (or set OMP_WAIT_POLICY=PASSIVE) there. Both generators always run with the same threads.
@@ -15,6 +16,7 @@ machine that has the config and tokenizer but not the bundled weights.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import threading
 import time
@@ -102,6 +104,7 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-hf", action="store_true", help="time only the engine")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each generator (median)")
     parser.add_argument("--random-weights", action="store_true", help="random init from the model's config")
     args = parser.parse_args()
 
@@ -120,22 +123,31 @@ def main():
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20, device=args.device)
     run_engine(engine, prompts[:1], 1, 4)  # warm-up: allocator, rope tables
 
-    rows = [("engine",) + timed(lambda: run_engine(engine, prompts, args.n, args.new_tokens))]
-    if not args.skip_hf:
-        rows.insert(0, ("HF generate",) + timed(lambda: run_hf(model, tokenizer, prompts, args.n,
-                                                                args.new_tokens, args.device)))
+    # Interleaved repeats, median reported: single runs here vary by +-15% (other tenants, allocator state).
+    runs: dict[str, list] = {"HF generate": [], "engine": []}
+    for _ in range(args.repeats):
+        if not args.skip_hf:
+            runs["HF generate"].append(timed(lambda: run_hf(model, tokenizer, prompts, args.n, args.new_tokens,
+                                                             args.device)))
+        runs["engine"].append(timed(lambda: run_engine(engine, prompts, args.n, args.new_tokens)))
     lens = [len(p) for p in prompts]
     weights = "random weights" if args.random_weights else "bundled weights"
     print(f"SmolLM2-135M-Instruct ({weights}), {args.device}, {torch.get_num_threads()} threads, "
           f"{len(prompts)} prompts ({min(lens)}-{max(lens)} tokens) x n={args.n} x {args.new_tokens} new tokens, "
-          "temperature 1.0\n")
-    print("| generator | new tokens | seconds | new tok/s | vs HF | peak RSS delta (MB) |")
-    print("|---|---|---|---|---|---|")
-    hf_rate = None if args.skip_hf else rows[0][1] / rows[0][2]
-    for name, tokens, seconds, mem_mb in rows:
-        rate = tokens / seconds
+          f"temperature 1.0, median of {args.repeats} interleaved runs\n")
+    print("| generator | new tokens | seconds | new tok/s (median) | range | vs HF | peak RSS delta (MB) |")
+    print("|---|---|---|---|---|---|---|")
+    hf_rate = None
+    for name, results in runs.items():
+        if not results:
+            continue
+        rates = sorted(tokens / seconds for tokens, seconds, _ in results)
+        rate = statistics.median(rates)
+        hf_rate = rate if name == "HF generate" else hf_rate
         ratio = "-" if hf_rate is None else f"{rate / hf_rate:.2f}x"
-        print(f"| {name} | {tokens} | {seconds:.1f} | {rate:.1f} | {ratio} | {mem_mb:.0f} |")
+        seconds = statistics.median(s for _, s, _ in results)
+        print(f"| {name} | {results[0][0]} | {seconds:.1f} | {rate:.1f} | {rates[0]:.0f}-{rates[-1]:.0f} | {ratio} | "
+              f"{max(m for _, _, m in results):.0f} |")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import torch
 
 from j1core.attention import BlockAttention, SharedPromptAttention, flash_attention_usable
 from j1core.decoder import CompactDecoder
+from j1core.kv_cache import CacheArena
 from j1core.sampling import choose_tokens
 
 MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a separate prefill
@@ -137,6 +138,7 @@ class RolloutEngine:
                                    getattr(tokenizer, "eos_token_id", None))
         self.max_batch_tokens = max_batch_tokens
         self.device = self.decoder.device
+        self.arena = CacheArena()  # KV memory kept between calls (at most a wave's caches: max_batch_tokens)
         self.use_flash = flash_attention_usable(self.device, self.decoder.dtype)
 
     def load_weights(self, state_dict_or_model) -> None:
@@ -177,20 +179,24 @@ class RolloutEngine:
     # ---- one wave ------------------------------------------------------------------------------------
     def prefill(self, prompts: list[list[int]]):
         """Prefill each prompt once; return (prompt cache, one row per prompt, first-token logits [P, V])."""
-        dec = self.decoder
-        cache = dec.new_cache(len(prompts), max(len(p) for p in prompts))
+        dec, arena = self.decoder, self.arena
+        width = max(len(p) for p in prompts)
+        cache = dec.new_cache(len(prompts), width, arena, "prompt", zero=False)
         first_logits = [None] * len(prompts)
         for members, shared in prefix_groups(prompts):
             rests = [prompts[i][shared:] for i in members]
-            group_cache = dec.new_cache(len(members), shared + max(len(r) for r in rests))
+            # Every column of the group and prefix caches is written (padding tokens included): no zeroing.
+            group_cache = dec.new_cache(len(members), shared + max(len(r) for r in rests), arena, "group", zero=False)
             if shared:
-                prefix_cache = dec.new_cache(1, shared)
+                prefix_cache = dec.new_cache(1, shared, arena, "prefix", zero=False)
                 self.run_block([prompts[members[0]][:shared]], prefix_cache, 0, logits=False)
                 group_cache.data[:, :, :, :, :shared] = prefix_cache.data
             logits = self.run_block(rests, group_cache, shared, logits=True)
             for row, i in enumerate(members):
                 length = len(prompts[i])
                 cache.data[:, :, i, :, :length] = group_cache.data[:, :, row, :, :length]
+                # Padding columns get probability 0 but their values still meet it in p @ V: keep them finite.
+                cache.data[:, :, i, :, length:] = 0
                 first_logits[i] = logits[row]
         return cache, torch.stack(first_logits)
 
@@ -213,7 +219,8 @@ class RolloutEngine:
         rows = len(prompts) * n
         steps = uniforms.shape[1]
         prompt_cache, first_logits = self.prefill(prompts)
-        gen_cache = self.decoder.new_cache(rows, steps)
+        # Read only up to the column written last: no zeroing.
+        gen_cache = self.decoder.new_cache(rows, steps, self.arena, "gen", zero=False)
         lengths = torch.tensor([len(p) for p in prompts], device=self.device)
         cols = torch.arange(prompt_cache.max_len, device=self.device)
         prompt_bias = torch.zeros(len(prompts), 1, 1, cols.numel(), dtype=self.decoder.dtype, device=self.device)
@@ -228,9 +235,16 @@ class RolloutEngine:
         live_done = torch.zeros(rows, dtype=torch.bool, device=self.device)
         tail_pos = torch.full((rows,), -1, dtype=torch.long, device=self.device)  # -1: free; k: next suffix token
         logits = first_logits.repeat_interleave(n, dim=0)
+        # On CPU the [rows, V] logits and sampling weights live in two buffers reused every step: fresh 12 MB
+        # tensors per step page-fault their memory in again (the CUDA caching allocator has no such cost).
+        reuse = self.device.type == "cpu"
+        logits_buf = torch.empty_like(logits) if reuse else None
+        weights_buf = torch.empty_like(logits) if reuse else None
         for step in range(steps):
             banned = stop_ids if step < min_new_tokens else None
-            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step], **sampling)
+            workspace = weights_buf[:live.numel()] if reuse else None
+            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step],
+                                             workspace=workspace, **sampling)
             if tail is None:
                 hit_stop = torch.isin(tokens, stop_ids) & ~live_done
                 finished, forced = hit_stop, None
@@ -253,7 +267,7 @@ class RolloutEngine:
                 tail_pos = tail_pos[keep]
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
-                                          torch.zeros_like(tokens))
+                                          torch.zeros_like(tokens), logits_buf[:live.numel()] if reuse else None)
         return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None)
 
     @staticmethod

@@ -73,10 +73,13 @@ def row_uniforms(probs, generator, uniforms) -> torch.Tensor:
 def sample_blocked(probs: torch.Tensor, generator: torch.Generator | None,
                    uniforms: torch.Tensor | None = None, block: int = SAMPLE_BLOCK) -> torch.Tensor:
     """`sample_from` in two levels: find the vocabulary block holding u's share of the mass from per-block
-    sums, then the token inside that one block. The full-vocabulary float64 cumsum of `sample_from` is a
-    sequential scan (12 ms a step for 64 x 49k on one core); the block sums are a vectorized reduction and
-    the scans are over V / block blocks and one block per row. Same uniforms -> same tokens, except when u
-    lands within float64 rounding (~1e-16) of a boundary between two tokens.
+    sums, then the token inside that one block. probs [B, V] may be unnormalised (u scales the total).
+
+    The full-vocabulary float64 cumsum of `sample_from` is a sequential scan (12 ms a step for 64 x 49k on
+    one core); here the block sums are a float32 vectorized reduction (summing in float64 meant a float64
+    copy of all of probs, ~19 ms a step in the engine) and the float64 scans are over V / block blocks and
+    one block per row. Same uniforms -> same tokens, except where u's share of the mass lies within float32
+    rounding of a block boundary (~1e-7 of the total); then the token is a neighbour across that boundary.
     """
     rows, vocab = probs.shape
     if vocab <= 2 * block:
@@ -84,14 +87,15 @@ def sample_blocked(probs: torch.Tensor, generator: torch.Generator | None,
     pad = (-vocab) % block
     padded = torch.nn.functional.pad(probs, (0, pad)) if pad else probs
     blocks = padded.view(rows, -1, block)
-    block_cdf = blocks.sum(-1, dtype=torch.float64).cumsum(-1)  # [B, V / block]
+    block_cdf = blocks.sum(-1).double().cumsum(-1)  # [B, V / block]
     target = row_uniforms(probs, generator, uniforms) * block_cdf[:, -1:]
     # A block whose cumulative mass is strictly above the target holds it (as in sample_from's cdf).
     chosen = torch.searchsorted(block_cdf, target, right=True).clamp_(max=blocks.shape[1] - 1)  # [B, 1]
     before = torch.where(chosen > 0, block_cdf.gather(1, (chosen - 1).clamp(min=0)), torch.zeros_like(target))
     inner = blocks.gather(1, chosen[:, :, None].expand(rows, 1, block)).squeeze(1).double().cumsum(-1)
-    within = torch.searchsorted(inner, target - before, right=True)
-    # Rounding can put the target at or past the block's own total: take its last token with mass.
+    # The block sums are float32, the in-block cdf float64: an offset below 0 means the block's first token
+    # with mass, one at or past the block's own total its last token with mass.
+    within = torch.searchsorted(inner, (target - before).clamp_(min=0.0), right=True)
     last_with_mass = torch.searchsorted(inner, inner[:, -1:].contiguous(), right=False)
     within = torch.where(within >= block, last_with_mass, within)
     return (chosen * block + within).squeeze(-1).clamp_(max=vocab - 1)  # NaN probs: the last id, as sample_from
@@ -99,26 +103,38 @@ def sample_blocked(probs: torch.Tensor, generator: torch.Generator | None,
 
 def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
                   generator: torch.Generator | None, banned: torch.Tensor | None = None,
-                  uniforms: torch.Tensor | None = None, allowed_ids: torch.Tensor | None = None):
+                  uniforms: torch.Tensor | None = None, allowed_ids: torch.Tensor | None = None,
+                  workspace: torch.Tensor | None = None):
     """Pick one token per row of logits [B, V]; return (tokens [B], their log-probs [B]).
 
     banned: token ids that may not be chosen this step (stop tokens before min_new_tokens). They still
     count in the log-prob normaliser, as they do in the trainer's recomputation.
     allowed_ids: when given, only these ids may be chosen (a constrained verdict); the log-prob is still of
     the full distribution.
+    workspace: a float32 [B, V] buffer for the sampling weights, reused by the caller step after step (a
+    fresh 12 MB tensor per step page-faults its memory in again: ~1,300 faults a step measured here).
     """
     logits = logits.float()
     scale = temperature if temperature > 0 else 1.0
     scaled = logits / scale if scale != 1.0 else logits
-    # The sampled token's log-prob, logit - logsumexp: no [B, V] log_softmax output is written.
-    log_norm = torch.logsumexp(scaled, dim=-1)
-    allowed = scaled if banned is None or banned.numel() == 0 else scaled.index_fill(-1, banned, NEG_INF)
-    # With allowed_ids the choice is made among those columns only, so it is one of them even for NaN logits.
-    candidates = allowed if allowed_ids is None else allowed.index_select(-1, allowed_ids)
-    if temperature <= 0:
-        picked = candidates.argmax(dim=-1)
+    # exp(x - max) gives both the normaliser (the sampled token's log-prob is logit - logsumexp, no [B, V]
+    # log_softmax is written) and, unnormalised, the sampling weights: one exp pass over the vocabulary.
+    row_max = scaled.amax(dim=-1, keepdim=True)
+    shifted_exp = torch.sub(scaled, row_max, out=workspace).exp_()
+    log_norm = row_max.squeeze(-1) + shifted_exp.sum(dim=-1).log()
+    no_ban = banned is None or banned.numel() == 0
+    if temperature > 0 and allowed_ids is None and not (0 < top_k < logits.shape[-1]) and top_p >= 1.0:
+        # Banned tokens get weight 0, in place: no [B, V] copy (the normaliser above already has them).
+        picked = sample_blocked(shifted_exp if no_ban else shifted_exp.index_fill_(-1, banned, 0.0), generator,
+                                uniforms)
     else:
-        probs = torch.softmax(filter_logits(candidates, top_k, top_p), dim=-1)
-        picked = sample_blocked(probs, generator, uniforms)
+        allowed = scaled if no_ban else scaled.index_fill(-1, banned, NEG_INF)
+        # With allowed_ids the choice is among those columns only, so it is one of them even for NaN logits.
+        candidates = allowed if allowed_ids is None else allowed.index_select(-1, allowed_ids)
+        if temperature <= 0:
+            picked = candidates.argmax(dim=-1)
+        else:
+            picked = sample_blocked(torch.softmax(filter_logits(candidates, top_k, top_p), dim=-1), generator,
+                                    uniforms)
     tokens = picked if allowed_ids is None else allowed_ids[picked]
     return tokens, scaled.gather(-1, tokens[:, None]).squeeze(-1) - log_norm

@@ -243,3 +243,40 @@ def test_sliced_lm_head_equals_one_matmul():
     expected = torch.nn.functional.linear(hidden, model.get_output_embeddings().weight)
     assert decoder.weights["lm_head"].shape[0] > 2 * 2048  # the sliced path is the one taken
     torch.testing.assert_close(decoder.lm_head(hidden), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_arena_memory_left_dirty_does_not_change_results(llama):
+    """The engine reuses its KV memory between calls and zeroes only prompt padding: a second call over
+    memory filled with NaN (the worst leftover) must give what a fresh engine gives, samples and log-probs."""
+    model, tokenizer = llama
+    args = dict(n=3, max_new_tokens=6, temperature=1.0, seed=7)
+    fresh = RolloutEngine(model, tokenizer).generate(PROMPTS, **args)
+    engine = RolloutEngine(model, tokenizer)
+    engine.generate([[9] * 40, [3] * 25], n=4, max_new_tokens=10, temperature=1.0)  # larger buffers first
+    for buf in engine.arena.buffers.values():
+        buf.fill_(float("nan"))
+    reused = engine.generate(PROMPTS, **args)
+    for a, b in zip(fresh, reused):
+        for x, y in zip(a, b):
+            assert x.token_ids == y.token_ids
+            torch.testing.assert_close(torch.tensor(x.logprobs), torch.tensor(y.logprobs))
+
+
+def test_cache_arena_reuses_and_grows():
+    from j1core.kv_cache import CacheArena
+
+    arena = CacheArena()
+    first = arena.take("gen", 100, torch.float32, "cpu")
+    assert arena.take("gen", 60, torch.float32, "cpu").data_ptr() == first.data_ptr()  # fits: same memory
+    grown = arena.take("gen", 500, torch.float32, "cpu")
+    assert grown.numel() == 500 and arena.nbytes() == 500 * 4
+    assert arena.take("other", 10, torch.float32, "cpu").data_ptr() != grown.data_ptr()
+
+
+def test_lm_head_into_a_buffer_equals_a_fresh_one():
+    model, _ = tiny_model("llama", seed=4, layers=1)
+    decoder = CompactDecoder.from_model(model)
+    hidden = torch.randn(5, model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    out = torch.full((5, model.config.vocab_size), float("nan"))
+    assert decoder.lm_head(hidden, out).data_ptr() == out.data_ptr()
+    assert torch.equal(out, decoder.lm_head(hidden))
