@@ -122,6 +122,8 @@ class CompactDecoder:
         return self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused op, the same arithmetic as the float32 lines below
+            return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * x32.to(x.dtype)
@@ -131,6 +133,13 @@ class CompactDecoder:
         half = x.shape[-1] // 2
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
+
+    @staticmethod
+    def add_linear(x: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
+        """x + F.linear(inp, weight, bias), the residual add done by the matmul itself (addmm) when unbiased."""
+        if bias is not None:
+            return x + F.linear(inp, weight, bias)
+        return torch.addmm(x.reshape(-1, x.shape[-1]), inp.reshape(-1, inp.shape[-1]), weight.t()).view(x.shape)
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, attention,
@@ -147,13 +156,13 @@ class CompactDecoder:
         for i in range(self.layers):
             h = self.rms_norm(x, w[f"{i}.attn_norm"])
             qkv = F.linear(h, w[f"{i}.qkv"], w.get(f"{i}.qkv_bias"))
-            q, k, v = qkv.split((q_dim, kv_dim, kv_dim), dim=-1)
-            q = self.rotate(q.view(batch, steps, self.heads, self.head_dim).transpose(1, 2), cos, sin)
-            k = self.rotate(k.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
-            attn = attention(i, q, k, v.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2))
-            x = x + F.linear(attn, w[f"{i}.o"], w.get(f"{i}.o_bias"))
+            # q and k heads side by side get RoPE in one pass (small ops cost their launch here, not their math).
+            qk = qkv[..., :q_dim + kv_dim].view(batch, steps, self.heads + self.kv_heads, self.head_dim)
+            q, k = self.rotate(qk.transpose(1, 2), cos, sin).split((self.heads, self.kv_heads), dim=1)
+            v = qkv[..., q_dim + kv_dim:].view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
+            x = self.add_linear(x, attention(i, q, k, v), w[f"{i}.o"], w.get(f"{i}.o_bias"))
             gate, up = F.linear(self.rms_norm(x, w[f"{i}.mlp_norm"]), w[f"{i}.gate_up"]).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, w[f"{i}.down"])
+            x = self.add_linear(x, F.silu(gate) * up, w[f"{i}.down"])
         if logits_at is None:
             return None
         last = x[torch.arange(batch, device=x.device), logits_at]
