@@ -138,7 +138,8 @@ class RolloutEngine:
                                    getattr(tokenizer, "eos_token_id", None))
         self.max_batch_tokens = max_batch_tokens
         self.device = self.decoder.device
-        self.arena = CacheArena()  # KV memory kept between calls (at most a wave's caches: max_batch_tokens)
+        # KV memory kept between calls on CPU (at most a wave's caches, bounded by max_batch_tokens; `release`).
+        self.arena = CacheArena()
         self.use_flash = flash_attention_usable(self.device, self.decoder.dtype)
 
     def load_weights(self, state_dict_or_model) -> None:
@@ -174,7 +175,13 @@ class RolloutEngine:
             uniforms = sample_uniforms([prompt_seeds[i] for i in wave], n, steps).to(self.device)
             results.extend(self.run_wave([prompts[i] for i in wave], n, max_new_tokens,
                                          min(min_new_tokens, max_new_tokens), stop_ids, sampling, uniforms, tail))
+        if self.device.type != "cpu":
+            self.release()  # the CUDA caching allocator has no fault cost: give the memory to the training pass
         return results
+
+    def release(self) -> None:
+        """Free the KV memory kept between calls (it is allocated again by the next call)."""
+        self.arena = CacheArena()
 
     # ---- one wave ------------------------------------------------------------------------------------
     def prefill(self, prompts: list[list[int]]):

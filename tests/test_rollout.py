@@ -256,6 +256,9 @@ def test_arena_memory_left_dirty_does_not_change_results(llama):
     for buf in engine.arena.buffers.values():
         buf.fill_(float("nan"))
     reused = engine.generate(PROMPTS, **args)
+    assert engine.arena.nbytes() > 0  # CPU: kept for the next call
+    engine.release()
+    assert engine.arena.nbytes() == 0
     for a, b in zip(fresh, reused):
         for x, y in zip(a, b):
             assert x.token_ids == y.token_ids
