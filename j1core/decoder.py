@@ -143,11 +143,10 @@ class CompactDecoder:
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, attention,
-                logits_at: torch.Tensor | None, logits_out: torch.Tensor | None = None) -> torch.Tensor | None:
+                logits_at: torch.Tensor | None) -> torch.Tensor | None:
         """Run tokens [B, S] at RoPE positions [B, S]; `attention(layer, q, k, v)` caches k/v and attends.
 
-        Returns float32 logits [B, V] at sequence index logits_at [B] (None: no LM head, prefill only),
-        written into logits_out when given (a float32 [B, V] buffer the caller reuses step after step).
+        Returns float32 logits [B, V] at sequence index logits_at [B] (None: no LM head, prefill only).
         """
         w, batch, steps = self.weights, tokens.shape[0], tokens.shape[1]
         q_dim, kv_dim = self.heads * self.head_dim, self.kv_heads * self.head_dim
@@ -166,22 +165,19 @@ class CompactDecoder:
         if logits_at is None:
             return None
         last = x[torch.arange(batch, device=x.device), logits_at]
-        return self.lm_head(self.rms_norm(last, w["norm"]), logits_out)
+        return self.lm_head(self.rms_norm(last, w["norm"]))
 
-    def lm_head(self, hidden: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """float32 logits [B, V] (into `out` when given). On CPU the vocabulary is done in LM_HEAD_CHUNK-column
-        slices: one [64, 576] x [576, 49152] matmul ran at 44 GFLOP/s on a core here, 2,048-column slices
-        (whose weights stay in cache) at ~60. Each logit is the same dot product either way."""
+    def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """float32 logits [B, V]. On CPU the vocabulary is done in LM_HEAD_CHUNK-column slices: one
+        [64, 576] x [576, 49152] matmul ran at 44 GFLOP/s on a core here, 2,048-column slices (whose weights
+        stay in cache) at ~60. Each logit is the same dot product either way."""
         weight = self.weights["lm_head"]
-        sliced = hidden.device.type == "cpu" and weight.shape[0] > 2 * LM_HEAD_CHUNK and hidden.dtype == torch.float
-        if not sliced:
-            logits = F.linear(hidden, weight).float()
-            return logits if out is None else out.copy_(logits)
-        if out is None:
-            out = torch.empty(hidden.shape[0], weight.shape[0], dtype=torch.float, device=hidden.device)
+        if hidden.device.type != "cpu" or weight.shape[0] <= 2 * LM_HEAD_CHUNK:
+            return F.linear(hidden, weight).float()
+        out = torch.empty(hidden.shape[0], weight.shape[0], dtype=hidden.dtype, device=hidden.device)
         for start in range(0, weight.shape[0], LM_HEAD_CHUNK):
             torch.mm(hidden, weight[start:start + LM_HEAD_CHUNK].t(), out=out[:, start:start + LM_HEAD_CHUNK])
-        return out
+        return out.float()
 
     def new_cache(self, batch: int, max_len: int, arena: CacheArena | None = None, name: str = "",
                   zero: bool = True) -> KVCache:

@@ -12,6 +12,8 @@ run here (80k faults per call); reused memory does not fault.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -41,12 +43,11 @@ class KVCache:
                  dtype: torch.dtype, device, arena: CacheArena | None = None, name: str = "", zero: bool = True):
         shape = (layers, 2, batch, kv_heads, max_len, head_dim)
         if arena is None:
-            self.data = torch.zeros(shape, dtype=dtype, device=device) if zero else \
-                torch.empty(shape, dtype=dtype, device=device)
+            self.data = torch.empty(shape, dtype=dtype, device=device)
         else:
-            self.data = arena.take(name, layers * 2 * batch * kv_heads * max_len * head_dim, dtype, device).view(shape)
-            if zero:
-                self.data.zero_()
+            self.data = arena.take(name, math.prod(shape), dtype, device).view(shape)
+        if zero:
+            self.data.zero_()
 
     @property
     def batch(self) -> int:

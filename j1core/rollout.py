@@ -242,16 +242,9 @@ class RolloutEngine:
         live_done = torch.zeros(rows, dtype=torch.bool, device=self.device)
         tail_pos = torch.full((rows,), -1, dtype=torch.long, device=self.device)  # -1: free; k: next suffix token
         logits = first_logits.repeat_interleave(n, dim=0)
-        # On CPU the [rows, V] logits and sampling weights live in two buffers reused every step: fresh 12 MB
-        # tensors per step page-fault their memory in again (the CUDA caching allocator has no such cost).
-        reuse = self.device.type == "cpu"
-        logits_buf = torch.empty_like(logits) if reuse else None
-        weights_buf = torch.empty_like(logits) if reuse else None
         for step in range(steps):
             banned = stop_ids if step < min_new_tokens else None
-            workspace = weights_buf[:live.numel()] if reuse else None
-            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step],
-                                             workspace=workspace, **sampling)
+            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step], **sampling)
             if tail is None:
                 hit_stop = torch.isin(tokens, stop_ids) & ~live_done
                 finished, forced = hit_stop, None
@@ -274,7 +267,7 @@ class RolloutEngine:
                 tail_pos = tail_pos[keep]
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
-                                          torch.zeros_like(tokens), logits_buf[:live.numel()] if reuse else None)
+                                          torch.zeros_like(tokens))
         return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None)
 
     @staticmethod

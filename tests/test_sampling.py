@@ -117,14 +117,3 @@ def test_blocked_sampling_never_picks_a_zero_mass_token_at_a_block_edge():
     u = torch.tensor([0.25, 0.75, 1.0 - 2.0 ** -53], dtype=torch.float64)
     assert sample_blocked(probs, None, uniforms=u, block=8).tolist() == [5, 17, 17]
 
-
-def test_workspace_gives_the_same_tokens_and_logprobs():
-    gen = torch.Generator().manual_seed(9)
-    logits = torch.randn(16, 3000, generator=gen) * 2
-    u = torch.rand(16, generator=gen, dtype=torch.float64)
-    banned = torch.tensor([5, 17])
-    plain = choose_tokens(logits, 1.0, 0, 1.0, None, banned=banned, uniforms=u)
-    workspace = torch.full_like(logits, float("nan"))
-    reused = choose_tokens(logits, 1.0, 0, 1.0, None, banned=banned, uniforms=u, workspace=workspace)
-    assert torch.equal(plain[0], reused[0]) and torch.equal(plain[1], reused[1])
-    assert not torch.isin(reused[0], banned).any()
