@@ -11,6 +11,9 @@ Grouped path (prompt_lengths given, group_size > 1): GRPO repeats each prompt gr
 rows. Each prompt then runs once (right-padded, its KV kept with autograd), and the G completions of its group
 attend to that KV repeated G times, so prompt tokens cost one forward and one backward per group; gradients
 from the G completions add up through the repeat. Same outputs as the plain path.
+The prompts themselves share the judge template: a prefix common to all prompts of the micro-batch runs once
+too (prompt_pass). With one-token completions (verdicts without reasoning) no completion pass runs at all:
+the prompt's last hidden state predicts the token.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import torch
 from transformers import DynamicCache
 
 from kernels import fused_linear_logprob
+
+MIN_SHARED_PREFIX = 8  # tokens: a shorter common prefix is not worth its own backbone pass
 
 
 def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0, return_entropy=False,
@@ -63,9 +68,7 @@ def grouped_scored_hidden(model, input_ids, attention_mask, loss_mask, prompt_le
     # 1. unique prompts, right-padded to prompt_width, KV kept with autograd
     prompt_mask = (torch.arange(prompt_width, device=input_ids.device) < prompt_lengths[firsts, None]).long()
     prompt_ids = input_ids[firsts, :prompt_width] * prompt_mask
-    prompt_out = model.base_model(input_ids=prompt_ids, attention_mask=prompt_mask,
-                                  position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
-    last_prompt_hidden = prompt_out.last_hidden_state[torch.arange(len(firsts)), prompt_lengths[firsts] - 1]
+    last_prompt_hidden, prompt_cache = prompt_pass(model, prompt_ids, prompt_mask, prompt_lengths[firsts])
 
     # 2. completions, right-padded to completion_width, attending to their prompt's KV repeated group_size times
     completion_width = max(1, int((row_lengths - prompt_lengths).max()))
@@ -73,18 +76,47 @@ def grouped_scored_hidden(model, input_ids, attention_mask, loss_mask, prompt_le
     inside = columns < width
     columns = columns.clamp(max=width - 1)
     completion_ids = input_ids.gather(1, columns) * inside
-    completion_mask = attention_mask.long().gather(1, columns) * inside
-    cache = repeated_cache(prompt_out.cache, group_size, model.config)
-    completion_hidden = model.base_model(
-        input_ids=completion_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(group_size, 0),
-                                                            completion_mask], dim=1),
-        position_ids=columns, cache=cache, use_cache=True).last_hidden_state
-
-    # 3. completion token j is predicted by the prompt's last hidden (j = 0) or completion hidden j - 1
-    predictors = torch.cat([last_prompt_hidden.repeat_interleave(group_size, 0)[:, None],
-                            completion_hidden[:, :-1]], dim=1)
+    predictors = last_prompt_hidden.repeat_interleave(group_size, 0)[:, None]
+    if completion_width > 1:  # one-token completions are all predicted by the prompt's last hidden
+        completion_mask = attention_mask.long().gather(1, columns) * inside
+        cache = repeated_cache(prompt_cache, group_size, model.config)
+        completion_hidden = model.base_model(
+            input_ids=completion_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(group_size, 0),
+                                                                completion_mask], dim=1),
+            position_ids=columns, cache=cache, use_cache=True).last_hidden_state
+        # 3. completion token j is predicted by the prompt's last hidden (j = 0) or completion hidden j - 1
+        predictors = torch.cat([predictors, completion_hidden[:, :-1]], dim=1)
     scored = loss_mask.long().gather(1, columns).bool() & inside.bool()
     return predictors[scored], completion_ids[scored]
+
+
+def prompt_pass(model, prompt_ids, prompt_mask, prompt_lengths):
+    """(hidden state of each prompt's last token [P, H], KV cache of the prompts [P, ..., W, ...]).
+
+    Judge prompts share a long template (system prompt, instructions): the prefix common to all prompts runs
+    once, as one row, and the rest of each prompt attends to its KV repeated P times. Gradients from every
+    prompt add up through the repeat, so values and gradients are those of P separate passes."""
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    common = common_prefix_length(prompt_ids, prompt_lengths)
+    rows = torch.arange(prompt_ids.shape[0], device=prompt_ids.device)
+    if prompt_ids.shape[0] < 2 or common < MIN_SHARED_PREFIX:
+        out = model.base_model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
+                               use_cache=True)
+        return out.last_hidden_state[rows, prompt_lengths - 1], out.cache
+    prefix = model.base_model(input_ids=prompt_ids[:1, :common], position_ids=positions[:1, :common],
+                              use_cache=True)
+    cache = repeated_cache(prefix.cache, prompt_ids.shape[0], model.config)
+    rest = model.base_model(input_ids=prompt_ids[:, common:], attention_mask=prompt_mask,
+                            position_ids=positions[:, common:], cache=cache, use_cache=True)
+    return rest.last_hidden_state[rows, prompt_lengths - 1 - common], rest.cache
+
+
+def common_prefix_length(prompt_ids, prompt_lengths) -> int:
+    """Leading columns on which all prompts agree, leaving every prompt at least one token of its own (the
+    prompt's last hidden state comes from the second pass)."""
+    differs = (prompt_ids != prompt_ids[:1]).any(0).nonzero()
+    first_difference = int(differs[0]) if len(differs) else prompt_ids.shape[1]
+    return min(first_difference, int(prompt_lengths.min()) - 1)
 
 
 def repeated_cache(cache, repeats, config):

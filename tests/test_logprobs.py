@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from j1core.logprobs import token_logprobs
+from j1core.logprobs import MIN_SHARED_PREFIX, common_prefix_length, token_logprobs
 from j1core.model import tiny_model
 
 
@@ -87,15 +87,17 @@ def test_first_position_cannot_be_scored(model_and_tokenizer):
         token_logprobs(model, input_ids, attention_mask, loss_mask)
 
 
-def grouped_batch(vocab, prompt_lengths=(5, 9, 2), group_size=3, seed=0):
-    """Prompts of different lengths, each repeated group_size times with completions of 1..6 tokens, as
-    right-padded rows (prompt, completion, pad) plus prompt_lengths [B]; loss_mask on every completion token."""
+def grouped_batch(vocab, prompt_lengths=(5, 9, 2), group_size=3, seed=0, shared_prefix=0, max_completion=6):
+    """Prompts of different lengths (after a prefix of shared_prefix tokens common to all), each repeated
+    group_size times with completions of 1..max_completion tokens, as right-padded rows (prompt, completion,
+    pad) plus prompt_lengths [B]; loss_mask on every completion token."""
     gen = torch.Generator().manual_seed(seed)
+    prefix = torch.randint(0, vocab, (shared_prefix,), generator=gen)
     rows = []
     for length in prompt_lengths:
-        prompt = torch.randint(0, vocab, (length,), generator=gen)
+        prompt = torch.cat([prefix, torch.randint(0, vocab, (length,), generator=gen)])
         for sample in range(group_size):
-            n = 1 if sample == 0 else int(torch.randint(1, 7, (1,), generator=gen))
+            n = 1 if sample == 0 else int(torch.randint(1, max_completion + 1, (1,), generator=gen))
             rows.append((prompt, torch.randint(0, vocab, (n,), generator=gen)))
     width = max(len(p) + len(c) for p, c in rows) + 1  # one all-pad column too
     input_ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -132,6 +134,30 @@ def test_grouped_path_matches_plain_path(model_and_tokenizer, mask_some):
                              prompt_lengths=lengths, group_size=3)
     assert (grouped[0][loss_mask == 0] == 0).all() and (grouped[1][loss_mask == 0] == 0).all()
     assert_same_values_and_grads(model, grouped, plain)
+
+
+@pytest.mark.parametrize("max_completion", [1, 5], ids=["one-token", "longer"])
+def test_shared_prompt_prefix_runs_once_with_the_same_results(model_and_tokenizer, max_completion):
+    """Prompts with a common template prefix (the prefix pass) and one-token completions (no completion pass)."""
+    model, tokenizer = model_and_tokenizer
+    model.train()
+    input_ids, attention_mask, loss_mask, lengths = grouped_batch(
+        len(tokenizer), (3, 1, 6), group_size=4, seed=7, shared_prefix=MIN_SHARED_PREFIX + 3,
+        max_completion=max_completion)
+    assert common_prefix_length(input_ids[::4] * (torch.arange(input_ids.shape[1]) < lengths[::4, None]),
+                                lengths[::4]) == MIN_SHARED_PREFIX + 3
+    plain = token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=0.7, return_entropy=True)
+    grouped = token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=0.7, return_entropy=True,
+                             prompt_lengths=lengths, group_size=4)
+    assert_same_values_and_grads(model, grouped, plain)
+
+
+def test_common_prefix_leaves_each_prompt_a_token():
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 0], [5, 6, 9, 9]])
+    assert common_prefix_length(ids, torch.tensor([4, 3, 4])) == 2
+    assert common_prefix_length(ids[:2], torch.tensor([4, 3])) == 2  # capped: prompt 1 keeps its last token
+    assert common_prefix_length(ids[:1], torch.tensor([4])) == 3
+    assert common_prefix_length(torch.tensor([[1, 2], [3, 2]]), torch.tensor([2, 2])) == 0
 
 
 def test_grouped_path_without_entropy_and_group_of_one(model_and_tokenizer):
