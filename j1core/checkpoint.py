@@ -164,6 +164,10 @@ def read_optimizer(path: Path, optimizer) -> None:
         raise ValueError(f"{path / OPTIMIZER_JSON}: field 'param_groups' has {len(groups)} groups, "
                          f"the optimizer has {len(optimizer.param_groups)}")
     for saved, current in zip(groups, optimizer.param_groups):
+        if len(saved["params"]) != len(current["params"]):
+            raise ValueError(f"{path / OPTIMIZER_JSON}: field 'param_groups' holds {len(saved['params'])} "
+                             f"parameters, the optimizer trains {len(current['params'])} (resumed with "
+                             f"different --freeze-embeddings?)")
         for name, value in saved.items():  # JSON turned tuples (betas) into lists
             if isinstance(current.get(name), tuple) and isinstance(value, list):
                 saved[name] = tuple(value)

@@ -50,6 +50,7 @@ class TrainConfig:
     warmup_steps: int = 3
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    freeze_embeddings: bool = False
     micro_batch_size: int = 64
     # GRPO
     loss_type: str = "grpo"
@@ -116,6 +117,7 @@ HELP = {
     "warmup_steps": "linear warm-up steps",
     "weight_decay": "AdamW weight decay",
     "max_grad_norm": "gradient clipping norm (0 = off)",
+    "freeze_embeddings": "do not train the token embeddings (and the LM head tied to them)",
     "micro_batch_size": "sequences per forward/backward; gradients accumulate over a step's batch",
     "loss_type": "aggregation: grpo | bnpo | dapo | dr_grpo",
     "beta": "KL coefficient to the frozen reference (0 = no reference model)",
@@ -145,7 +147,7 @@ GROUPS = {
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
                 "max_batch_tokens"),
     "optimisation": ("max_steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
-                     "micro_batch_size"),
+                     "freeze_embeddings", "micro_batch_size"),
     "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio"),
     "output": ("output", "save_every", "resume", "tensorboard", "max_bad_steps", "progress", "seed"),
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),

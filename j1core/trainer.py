@@ -50,6 +50,14 @@ def load_training_pairs(cfg: TrainConfig):
     return split_pairs(pairs, cfg.heldout_fraction, seed=cfg.seed)[0]
 
 
+def freeze_embeddings(model) -> None:
+    """Take the token embeddings (and an untied LM head) out of training. With tied embeddings the LM-head
+    rows of the verdict letters are parameters that set the judge's A-vs-B bias directly; Adam moves them by
+    about lr per coordinate every step however small and noisy their gradient, so the bias random-walks."""
+    model.get_input_embeddings().weight.requires_grad_(False)
+    model.get_output_embeddings().weight.requires_grad_(False)
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up to cfg.lr, then constant or cosine decay to zero at max_steps (step counts from 0)."""
     if step < cfg.warmup_steps:
@@ -91,6 +99,8 @@ class Trainer:
             reference, _ = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
         if reference is not None:
             reference.requires_grad_(False).eval()
+        if cfg.freeze_embeddings:
+            freeze_embeddings(policy)
         return policy, tokenizer, reference
 
     def build_engine(self):
@@ -98,8 +108,8 @@ class Trainer:
 
     def build_optimizer(self):
         # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
-        return torch.optim.AdamW(self.policy.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
-                                 fused=True)
+        trained = [p for p in self.policy.parameters() if p.requires_grad]
+        return torch.optim.AdamW(trained, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True)
 
     def local_share(self, pairs):
         """The pairs this process judges (all of them; a rank's slice under DeepSpeed)."""

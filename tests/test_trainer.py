@@ -105,3 +105,23 @@ def test_the_loop_learns_a_fixed_task(tmp_path):
     rewards = [m["reward_mean"] for m in read_metrics(tmp_path / "run")]
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
     assert last > first + 0.4, rewards
+
+
+def test_freeze_embeddings_keeps_the_tied_embeddings(tmp_path):
+    trainer = make_trainer(tmp_path, freeze_embeddings=True, max_steps=2)
+    embed = trainer.policy.get_input_embeddings().weight
+    assert trainer.policy.get_output_embeddings().weight is embed  # tied: the LM head is frozen with them
+    before = {name: p.detach().clone() for name, p in trainer.policy.named_parameters()}
+    trainer.train()
+    after = dict(trainer.policy.named_parameters())
+    assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
+    assert any(not torch.equal(before[n], p) for n, p in after.items() if n != "model.embed_tokens.weight")
+    optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert id(embed) not in optimized
+
+
+def test_resume_with_other_trained_parameters_names_the_field(tmp_path):
+    make_trainer(tmp_path, max_steps=1).train()
+    other = make_trainer(tmp_path, max_steps=2, freeze_embeddings=True)
+    with pytest.raises(ValueError, match="optimizer.json: field 'param_groups' holds .* --freeze-embeddings"):
+        other.resume(tmp_path / "run")
