@@ -51,7 +51,7 @@ from j1core.grpo import group_advantages
 from j1core.logprobs import token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
 from j1core.rollout import RolloutEngine
-from j1core.trainer import Trainer, freeze_embeddings, lr_at
+from j1core.trainer import Trainer, freeze_embeddings, lr_at, trained_parameters
 
 ZERO_DIR = "zero"
 SAME_ON_ALL_RANKS = ("step", "lr", "grad_norm", "skipped", "bad_steps_total", "loss")
@@ -164,8 +164,7 @@ class DistributedTrainer(Trainer):
         if cfg.freeze_embeddings:
             freeze_embeddings(policy)
         module = LogprobModule(policy)
-        self.ds, *_ = deepspeed.initialize(model=module,
-                                           model_parameters=[p for p in module.parameters() if p.requires_grad],
+        self.ds, *_ = deepspeed.initialize(model=module, model_parameters=trained_parameters(module),
                                            config=self.ds_config)
         self.ref_ds = None
         if cfg.beta > 0 and not cfg.ref_on_cpu:

@@ -51,11 +51,17 @@ def load_training_pairs(cfg: TrainConfig):
 
 
 def freeze_embeddings(model) -> None:
-    """Take the token embeddings (and an untied LM head) out of training. With tied embeddings the LM-head
-    rows of the verdict letters are parameters that set the judge's A-vs-B bias directly; Adam moves them by
-    about lr per coordinate every step however small and noisy their gradient, so the bias random-walks."""
+    """Take the token embeddings (and an untied LM head) out of training. Why one would: with tied embeddings
+    the LM-head rows of the verdict letters set the judge's A-vs-B bias directly, and Adam moves them by about
+    lr per coordinate every step however noisy their gradient (in our runs freezing them did not remove the
+    final bias; README, training section)."""
     model.get_input_embeddings().weight.requires_grad_(False)
     model.get_output_embeddings().weight.requires_grad_(False)
+
+
+def trained_parameters(model) -> list:
+    """The parameters the optimizer updates (a checkpoint's optimizer state is saved in this order)."""
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -108,8 +114,8 @@ class Trainer:
 
     def build_optimizer(self):
         # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
-        trained = [p for p in self.policy.parameters() if p.requires_grad]
-        return torch.optim.AdamW(trained, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay, fused=True)
+        return torch.optim.AdamW(trained_parameters(self.policy), lr=self.cfg.lr,
+                                 weight_decay=self.cfg.weight_decay, fused=True)
 
     def local_share(self, pairs):
         """The pairs this process judges (all of them; a rank's slice under DeepSpeed)."""
