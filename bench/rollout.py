@@ -120,15 +120,20 @@ def main():
     else:
         model, tokenizer = load_model(SMOLLM2_ALIAS, device=args.device)
     prompts = judge_prompts(tokenizer, (args.prompts + 1) // 2, args.prompt_len)[:args.prompts]
-    engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20, device=args.device)
-    run_engine(engine, prompts[:1], 1, 4)  # warm-up: allocator, rope tables
+    engines = {"engine": RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20, device=args.device)}
+    if engines["engine"].decoder.packed:  # the same engine on plain weights: what the packed layout buys
+        engines["engine, plain weights"] = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20,
+                                                         device=args.device, packed=False)
+    for engine in engines.values():
+        run_engine(engine, prompts[:1], 1, 4)  # warm-up: allocator, rope tables
 
     # Interleaved repeats, median reported: single runs here vary by +-15% (other tenants, allocator state).
-    runs: dict[str, list] = {"HF generate": [], "engine": []}
-    # The engine goes first: it keeps its KV memory, so its first call's RSS delta is its own; after HF's
-    # call the freed heap would hide it. HF's delta is then measured beside the engine's kept memory.
+    runs: dict[str, list] = {"HF generate": [], **{name: [] for name in engines}}
+    # The engines go first: each keeps its KV memory, so its first call's RSS delta is its own; after HF's
+    # call the freed heap would hide it. HF's delta is then measured beside the engines' kept memory.
     for _ in range(args.repeats):
-        runs["engine"].append(timed(lambda: run_engine(engine, prompts, args.n, args.new_tokens)))
+        for name, engine in engines.items():
+            runs[name].append(timed(lambda e=engine: run_engine(e, prompts, args.n, args.new_tokens)))
         if not args.skip_hf:
             runs["HF generate"].append(timed(lambda: run_hf(model, tokenizer, prompts, args.n, args.new_tokens,
                                                              args.device)))
@@ -141,8 +146,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     hf = runs["HF generate"]
     hf_rate = statistics.median(tokens / seconds for tokens, seconds, _ in hf) if hf else None
-    for name in ("HF generate", "engine"):
-        results = runs[name]
+    for name, results in runs.items():
         if not results:
             continue
         rates = sorted(tokens / seconds for tokens, seconds, _ in results)

@@ -5,7 +5,8 @@
 Embed -> per layer (RMSNorm, fused q/k/v projection with optional biases (Qwen2), RoPE, GQA attention over a
 preallocated KVCache, o projection, RMSNorm, fused gate/up SwiGLU MLP) -> final norm -> LM head on the
 requested positions only. The plain reference it is tested against is the Hugging Face forward itself.
-The decoder owns copies of the weights (fused q/k/v and gate/up), refreshed in place by `load_state_dict`.
+The decoder owns copies of the weights (fused q/k/v and gate/up), refreshed by `load_state_dict`. On CPU in
+float32 the matrices are kept in oneDNN's packed layout (j1core/packed_linear.py; `packed=False`: plain).
 Attention (j1core/attention.py) is passed in per call: prefill blocks or a decode step over shared prompts.
 """
 from __future__ import annotations
@@ -15,8 +16,10 @@ import torch.nn.functional as F
 
 from j1core.kv_cache import CacheArena, KVCache
 from j1core.model import SUPPORTED_ARCHS
+from j1core.packed_linear import add_linear, linear, pack, packing_available
 
-LM_HEAD_CHUNK = 2048  # vocabulary columns per LM-head matmul on CPU (see CompactDecoder.lm_head)
+LM_HEAD_CHUNK = 2048  # vocabulary columns per unpacked LM-head matmul on CPU (see CompactDecoder.lm_head)
+MATRICES = ("qkv", "o", "gate_up", "down")  # per-layer weights that only ever serve as matmul weights
 
 
 def check_decoder_config(config) -> None:
@@ -40,7 +43,7 @@ def rope_theta(config) -> float:
 
 
 class CompactDecoder:
-    def __init__(self, config, state_dict: dict, device=None, dtype=None):
+    def __init__(self, config, state_dict: dict, device=None, dtype=None, packed: bool | None = None):
         check_decoder_config(config)
         self.config = config
         self.layers = config.num_hidden_layers
@@ -52,10 +55,13 @@ class CompactDecoder:
         any_weight = state_dict["model.embed_tokens.weight"]
         self.device = torch.device(device) if device is not None else any_weight.device
         self.dtype = dtype or any_weight.dtype
-        self.weights = {name: t.detach().to(self.device, self.dtype).clone()
-                        for name, t in self.fused_weights(state_dict).items()}
-        if self.tied:
-            self.weights["lm_head"] = self.weights["embed"]
+        available = packing_available(self.device, self.dtype)
+        if packed and not available:
+            raise ValueError(f"rollout engine: packed weights need float32 on a CPU with oneDNN, not "
+                             f"{self.dtype} on {self.device}")
+        self.packed = available if packed is None else packed
+        self.weights = {}
+        self.load_state_dict(state_dict)
         half = self.head_dim // 2
         # Same arithmetic as the HF default rotary embedding: float32 inverse frequencies, cat(freqs, freqs).
         self.inv_freq = 1.0 / (rope_theta(config) ** (torch.arange(0, 2 * half, 2, dtype=torch.float)
@@ -101,14 +107,29 @@ class CompactDecoder:
             out[f"{i}.mlp_norm"] = get(p + "post_attention_layernorm.weight")
         return out
 
+    def is_matrix(self, name: str) -> bool:
+        return name == "lm_head" or name.rsplit(".", 1)[-1] in MATRICES
+
     @torch.no_grad()
     def load_state_dict(self, state_dict: dict) -> None:
-        for name, tensor in self.fused_weights(state_dict).items():
-            target = self.weights[name]
-            if target.shape != tensor.shape:
+        """Take new weights (HF names). Plain tensors are copied in place; packed ones are packed anew."""
+        fused = self.fused_weights(state_dict)
+        if self.tied and self.packed:
+            fused["lm_head"] = fused["embed"]  # a packed copy beside the plain embedding table
+        for name, tensor in fused.items():
+            old = self.weights.get(name)
+            if old is not None and old.shape != tensor.shape:
                 raise ValueError(f"rollout engine: weight {name} has shape {tuple(tensor.shape)}, "
-                                 f"expected {tuple(target.shape)}")
-            target.copy_(tensor)
+                                 f"expected {tuple(old.shape)}")
+            tensor = tensor.detach().to(self.device, self.dtype)
+            if self.packed and self.is_matrix(name):
+                self.weights[name] = pack(tensor)
+            elif old is None:
+                self.weights[name] = tensor.clone()
+            else:
+                old.copy_(tensor)
+        if self.tied and not self.packed:
+            self.weights["lm_head"] = self.weights["embed"]
 
     # ---- forward -------------------------------------------------------------------------------------
     def rope_tables(self, positions: torch.Tensor):
@@ -134,13 +155,6 @@ class CompactDecoder:
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
 
-    @staticmethod
-    def add_linear(x: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
-        """x + F.linear(inp, weight, bias), the residual add done by the matmul itself (addmm) when unbiased."""
-        if bias is not None:
-            return x + F.linear(inp, weight, bias)
-        return torch.addmm(x.reshape(-1, x.shape[-1]), inp.reshape(-1, inp.shape[-1]), weight.t()).view(x.shape)
-
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, attention,
                 logits_at: torch.Tensor | None) -> torch.Tensor | None:
@@ -154,26 +168,26 @@ class CompactDecoder:
         x = F.embedding(tokens, w["embed"])
         for i in range(self.layers):
             h = self.rms_norm(x, w[f"{i}.attn_norm"])
-            qkv = F.linear(h, w[f"{i}.qkv"], w.get(f"{i}.qkv_bias"))
+            qkv = linear(h, w[f"{i}.qkv"], w.get(f"{i}.qkv_bias"))
             # q and k heads side by side get RoPE in one pass (small ops cost their launch here, not their math).
             qk = qkv[..., :q_dim + kv_dim].view(batch, steps, self.heads + self.kv_heads, self.head_dim)
             q, k = self.rotate(qk.transpose(1, 2), cos, sin).split((self.heads, self.kv_heads), dim=1)
             v = qkv[..., q_dim + kv_dim:].view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
-            x = self.add_linear(x, attention(i, q, k, v), w[f"{i}.o"], w.get(f"{i}.o_bias"))
-            gate, up = F.linear(self.rms_norm(x, w[f"{i}.mlp_norm"]), w[f"{i}.gate_up"]).chunk(2, dim=-1)
-            x = self.add_linear(x, F.silu(gate) * up, w[f"{i}.down"])
+            x = add_linear(x, attention(i, q, k, v), w[f"{i}.o"], w.get(f"{i}.o_bias"))
+            gate, up = linear(self.rms_norm(x, w[f"{i}.mlp_norm"]), w[f"{i}.gate_up"]).chunk(2, dim=-1)
+            x = add_linear(x, F.silu(gate) * up, w[f"{i}.down"])
         if logits_at is None:
             return None
         last = x[torch.arange(batch, device=x.device), logits_at]
         return self.lm_head(self.rms_norm(last, w["norm"]))
 
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """float32 logits [B, V]. On CPU the vocabulary is done in LM_HEAD_CHUNK-column slices: one
-        [64, 576] x [576, 49152] matmul ran at 44 GFLOP/s on a core here, 2,048-column slices (whose weights
-        stay in cache) at ~60. Each logit is the same dot product either way."""
+        """float32 logits [B, V]. Unpacked on CPU, the vocabulary is done in LM_HEAD_CHUNK-column slices:
+        one [64, 576] x [576, 49152] matmul ran at 44 GFLOP/s on a core here, 2,048-column slices (whose
+        weights stay in cache) at ~60. Each logit is the same dot product either way. Packed, one call."""
         weight = self.weights["lm_head"]
-        if hidden.device.type != "cpu" or weight.shape[0] <= 2 * LM_HEAD_CHUNK:
-            return F.linear(hidden, weight).float()
+        if weight.is_mkldnn or hidden.device.type != "cpu" or weight.shape[0] <= 2 * LM_HEAD_CHUNK:
+            return linear(hidden, weight).float()
         out = torch.empty(hidden.shape[0], weight.shape[0], dtype=hidden.dtype, device=hidden.device)
         for start in range(0, weight.shape[0], LM_HEAD_CHUNK):
             torch.mm(hidden, weight[start:start + LM_HEAD_CHUNK].t(), out=out[:, start:start + LM_HEAD_CHUNK])

@@ -128,11 +128,13 @@ def stop_ids_of(*sources) -> list[int]:
 
 class RolloutEngine:
     """Owns a copy of the model's weights (see CompactDecoder). state_dict: full weights to use instead of
-    model.state_dict(), e.g. gathered once under ZeRO-3 where the model's own parameters are partitioned."""
+    model.state_dict(), e.g. gathered once under ZeRO-3 where the model's own parameters are partitioned.
+    packed: weights in oneDNN's packed layout (None: wherever available, i.e. float32 on CPU)."""
 
-    def __init__(self, model, tokenizer=None, max_batch_tokens: int = 65536, device=None, state_dict=None):
+    def __init__(self, model, tokenizer=None, max_batch_tokens: int = 65536, device=None, state_dict=None,
+                 packed: bool | None = None):
         weights = state_dict if state_dict is not None else dict(model.state_dict())
-        self.decoder = CompactDecoder(model.config, weights, device=device)
+        self.decoder = CompactDecoder(model.config, weights, device=device, packed=packed)
         generation_config = getattr(model, "generation_config", None)
         self.eos_ids = stop_ids_of(model.config.eos_token_id, getattr(generation_config, "eos_token_id", None),
                                    getattr(tokenizer, "eos_token_id", None))

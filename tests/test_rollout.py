@@ -6,8 +6,10 @@ choice of a random model has near-ties that float rounding (engine vs HF kernels
 import pytest
 import torch
 
+from j1core.attention import BlockAttention
 from j1core.decoder import CompactDecoder
 from j1core.model import tiny_model
+from j1core.packed_linear import packing_available
 from j1core.rollout import RolloutEngine, plan_waves, prefix_groups
 
 PROMPTS = [[1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 100, 101],  # shares 11 tokens with the next prompt
@@ -236,13 +238,40 @@ def test_forced_tail_replaces_a_sampled_stop_token(llama):
 
 
 def test_sliced_lm_head_equals_one_matmul():
-    """The CPU LM head runs the vocabulary in slices; every logit must equal the single-matmul one."""
+    """The unpacked CPU LM head runs the vocabulary in slices; every logit must equal the single-matmul one."""
     model, _ = tiny_model("llama", seed=4, layers=1)
-    decoder = CompactDecoder.from_model(model)
+    decoder = CompactDecoder(model.config, dict(model.state_dict()), packed=False)
     hidden = torch.randn(5, model.config.hidden_size, generator=torch.Generator().manual_seed(0))
     expected = torch.nn.functional.linear(hidden, model.get_output_embeddings().weight)
     assert decoder.weights["lm_head"].shape[0] > 2 * 2048  # the sliced path is the one taken
     torch.testing.assert_close(decoder.lm_head(hidden), expected, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.skipif(not packing_available(torch.device("cpu"), torch.float32), reason="no oneDNN packing")
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_packed_decoder_matches_plain_decoder(arch):
+    """Packed weights (the CPU default) against the plain layout: same logits on random tokens, before and
+    after new weights are loaded (the tied LM head is a packed copy of the embedding and must follow it)."""
+    model, _ = make_model(arch, seed=5)
+    other, _ = make_model(arch, seed=6)
+    state = dict(model.state_dict())
+    packed, plain = CompactDecoder(model.config, state, packed=True), CompactDecoder(model.config, state, packed=False)
+    assert packed.weights["0.gate_up"].is_mkldnn and not plain.weights["0.gate_up"].is_mkldnn
+    tokens = torch.randint(0, model.config.vocab_size, (3, 9), generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(9).expand(3, 9)
+
+    def logits(decoder):
+        cache = decoder.new_cache(3, 9)
+        mask = torch.ones(9, 9, dtype=torch.bool).tril().expand(3, 1, 9, 9)
+        return decoder.forward(tokens, positions, BlockAttention(cache, 0, mask), torch.tensor([8, 4, 0]))
+
+    before = logits(plain)
+    torch.testing.assert_close(logits(packed), before, atol=1e-4, rtol=1e-4)
+    for decoder in (packed, plain):
+        decoder.load_state_dict(dict(other.state_dict()))
+    after = logits(plain)
+    assert (after - before).abs().max() > 1e-2
+    torch.testing.assert_close(logits(packed), after, atol=1e-4, rtol=1e-4)
 
 
 def test_arena_memory_left_dirty_does_not_change_results(llama):
