@@ -35,8 +35,8 @@ class TrainConfig:
     forced_verdict: bool = True
     max_think_tokens: int = 0
     # rollout
-    pairs_per_step: int = 8
-    group_size: int = 16
+    pairs_per_step: int = 10
+    group_size: int = 32
     max_new_tokens: int = 96
     min_new_tokens: int = 0
     temperature: float = 1.0
@@ -51,7 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     freeze_embeddings: bool = False
-    micro_batch_size: int = 64
+    micro_batch_size: int = 128
     # GRPO
     loss_type: str = "grpo"
     beta: float = 0.0
