@@ -3,8 +3,10 @@
     python bench/rollout.py [--prompts 8 --n 8 --new-tokens 64 --prompt-len 200 --repeats 3 --device cpu]
 
 Prompts are pairwise judge prompts (j1core.prompts), adjacent in both orders of each pair, as the trainer
-passes them. Both sides sample at temperature 1.0 with min_new_tokens = max_new_tokens, so both produce
-prompts x n x new-tokens tokens; the rate counts those tokens over the whole call (prefill included).
+passes them. Where the engine packs its weights (float32 on CPU, j1core/packed_linear.py) the same engine on
+plain weights is timed too, so the table shows what packing buys. All sides sample at temperature 1.0 with
+min_new_tokens = max_new_tokens, so all produce prompts x n x new-tokens tokens; the rate counts those tokens
+over the whole call (prefill included).
 Peak memory is the peak process RSS above the RSS before the call, sampled every 10 ms by a psutil thread
 (the largest over the repeats; the engine's is its first call, whose KV memory it then keeps).
 On a machine whose cores are shared with other busy processes, OpenMP's spinning threads make every
