@@ -41,10 +41,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 def add_linear(x: torch.Tensor, inp: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
     """x + F.linear(inp, weight, bias), the residual add done inside the matmul where the layout allows."""
-    if weight.is_mkldnn:
-        if bias is not None:
-            return x + linear(inp, weight, bias)
-        return torch.ops.mkldnn._linear_pointwise.binary(inp, x, weight, None, "add")
     if bias is not None:
-        return x + F.linear(inp, weight, bias)
+        return x + linear(inp, weight, bias)
+    if weight.is_mkldnn:
+        return torch.ops.mkldnn._linear_pointwise.binary(inp, x, weight, None, "add")
     return torch.addmm(x.reshape(-1, x.shape[-1]), inp.reshape(-1, inp.shape[-1]), weight.t()).view(x.shape)
