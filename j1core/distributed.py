@@ -137,6 +137,7 @@ class LogprobModule(torch.nn.Module):
 
 # ---- the trainer -----------------------------------------------------------------------------------------
 class DistributedTrainer(Trainer):
+    supports_one_pass = False  # ZeRO-3 runs the policy through LogprobModule; one-pass is single-process
     def __init__(self, cfg, policy=None, tokenizer=None, reference=None, pairs=None):
         if policy is not None or reference is not None:
             raise ValueError("DistributedTrainer builds its models itself (from --model) inside zero.Init")
@@ -203,7 +204,7 @@ class DistributedTrainer(Trainer):
                                   temperature=cfg.temperature, prompt_lengths=mb["prompt_lengths"],
                                   group_size=cfg.group_size)
         engine = self.ds if model is self.policy else self.ref_ds
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=cfg.dtype == "bf16"):
+        with self.autocast():
             return engine(mb["input_ids"], mb["attention_mask"], mb["loss_mask"], temperature=cfg.temperature,
                           return_entropy=with_entropy, prompt_lengths=mb["prompt_lengths"],
                           group_size=cfg.group_size)

@@ -9,8 +9,10 @@ Two ways to sample a pairwise judgment:
   tokens are part of the sequence but masked out of the loss; the letter is trained like any sampled token.
   A small model that never writes the format on its own still gets a reward signal from its first step.
   With no reasoning (--max-think-tokens 0) the forced tokens are the same for all G samples, so the engine
-  prefills them with the prompt and the log-prob pass runs them once per group (pack_batch's prompt_lengths):
-  each sample then costs one token.
+  prefills them with the prompt and draws the letter from the prefill's logits, and the log-prob pass runs
+  them once per group (pack_batch's prompt_lengths): each sample then costs one token. The trainer then
+  skips this module altogether by default (j1core/verdict_pass.py); this is its reference and the path for
+  reasoning, KL and DeepSpeed.
 Score formats always sample freely.
 """
 from __future__ import annotations
@@ -89,9 +91,9 @@ def letter_ids(tokenizer) -> list[int]:
 def sample_forced(engine, tokenizer, prompts, cfg, seed):
     suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
     choices = letter_ids(tokenizer)
-    # Without reasoning every sample starts with the same forced tokens: prefill them once with the prompt
-    # (all but the last, since the engine's tail needs one) instead of decoding them in each of the G rows.
-    fed = suffix[:-1] if cfg.max_think_tokens == 0 else []
+    # Without reasoning every sample starts with the same forced tokens: prefill them with the prompt instead
+    # of decoding them in each of the G rows; the letter is then drawn from the prefill's logits.
+    fed = suffix if cfg.max_think_tokens == 0 else []
     groups = engine.generate([p.ids + fed for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_think_tokens,
                              stop_token_ids=[tokenizer.eos_token_id], forced_suffix=suffix[len(fed):],
                              choice_ids=choices, **common_kwargs(cfg, seed))

@@ -27,7 +27,9 @@ Forced tail (constrained verdicts): with `forced_suffix` and `choice_ids`, a sam
 max_new_tokens free tokens; at its cap, or where it samples a stop token (which is then dropped), the engine
 feeds the suffix tokens (e.g. "</think>\n<answer>[[") and samples one last token among `choice_ids` only.
 Completion.forced marks the fed tokens (log-prob 0.0); the choice's log-prob is of the full distribution,
-as for every other sampled token. finish_reason then tells how the free part ended.
+as for every other sampled token. finish_reason then tells how the free part ended. With max_new_tokens 0
+the suffix may be empty: the prompt already ends with it, and the choice comes from the prefill's logits
+with no decode step.
 """
 from __future__ import annotations
 
@@ -159,8 +161,11 @@ class RolloutEngine:
             raise ValueError("rollout: prompts must be a non-empty list of non-empty token-id lists")
         tail = None
         if forced_suffix is not None or choice_ids is not None:
-            if not forced_suffix or not choice_ids:
-                raise ValueError("rollout: a forced tail needs both a non-empty forced_suffix and choice_ids")
+            if forced_suffix is None or not choice_ids:
+                raise ValueError("rollout: a forced tail needs both a forced_suffix and choice_ids")
+            if not forced_suffix and max_new_tokens > 0:
+                raise ValueError("rollout: an empty forced_suffix needs max_new_tokens=0 (the prompt ends where "
+                                 "the choice is made)")
             tail = (torch.tensor(forced_suffix, dtype=torch.long, device=self.device),
                     torch.tensor(choice_ids, dtype=torch.long, device=self.device))
         if n < 1 or max_new_tokens < (0 if tail else 1):
@@ -242,7 +247,8 @@ class RolloutEngine:
         stopped = torch.zeros(rows, dtype=torch.bool, device=self.device)
         live = torch.arange(rows, device=self.device)  # slot (prompt * n + sample) of each batch row
         live_done = torch.zeros(rows, dtype=torch.bool, device=self.device)
-        tail_pos = torch.full((rows,), -1, dtype=torch.long, device=self.device)  # -1: free; k: next suffix token
+        # -1: free; k: next suffix token. With no free tokens every row starts in its tail.
+        tail_pos = torch.full((rows,), -1 if max_new_tokens else 0, dtype=torch.long, device=self.device)
         logits = first_logits.repeat_interleave(n, dim=0)
         for step in range(steps):
             banned = stop_ids if step < min_new_tokens else None
@@ -287,7 +293,8 @@ class RolloutEngine:
         begin = free & ~done & (hit_stop | (step >= max_new_tokens))
         pos = torch.where(begin, torch.zeros_like(tail_pos), tail_pos)
         forced = (pos >= 0) & (pos < suffix.numel()) & ~done
-        tokens = torch.where(forced, suffix[pos.clamp(0, suffix.numel() - 1)], tokens)
+        if suffix.numel():
+            tokens = torch.where(forced, suffix[pos.clamp(0, suffix.numel() - 1)], tokens)
         logprobs = torch.where(forced, torch.zeros_like(logprobs), logprobs)
         tail_pos = torch.where(forced, pos + 1, tail_pos)
         return tokens, logprobs, forced, choosing & ~done, hit_stop, tail_pos

@@ -23,6 +23,7 @@ from j1core.logprobs import token_logprobs
 from j1core.metrics import MetricsLogger, plot_curves
 from j1core.model import load_model, resolve_dtype
 from j1core.rollout import RolloutEngine
+from j1core.verdict_pass import one_pass_applies, verdict_loss, verdict_rollout
 
 
 class BadStepsError(RuntimeError):
@@ -75,6 +76,7 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 class Trainer:
+    supports_one_pass = True
     def __init__(self, cfg: TrainConfig, policy=None, tokenizer=None, reference=None, pairs=None):
         self.cfg = cfg
         self.device = pick_device(cfg.device)
@@ -82,7 +84,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.policy, self.tokenizer, self.reference = self.build_models(policy, tokenizer, reference)
         self.autocast_dtype = resolve_dtype(cfg.dtype)
-        self.engine = self.build_engine()
+        # One-letter verdicts without reasoning: the policy pass samples them itself (j1core/verdict_pass.py).
+        self.one_pass = cfg.one_pass and self.supports_one_pass and one_pass_applies(cfg)
+        self.engine = None if self.one_pass else self.build_engine()
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
         self.stream = PairStream(train_pairs, seed=cfg.seed)
         self.optimizer = self.build_optimizer()
@@ -129,7 +133,8 @@ class Trainer:
 
     def sync_engine(self):
         """Hand the updated policy weights to the rollout engine (a copy, refreshed in place)."""
-        self.engine.load_weights(self.policy)
+        if self.engine is not None:
+            self.engine.load_weights(self.policy)
 
     # ---- one step -------------------------------------------------------------------------------------
     def train_step(self) -> dict:
@@ -138,8 +143,14 @@ class Trainer:
         prompts = build_prompts(pairs, cfg.format, self.tokenizer)
 
         t = time.perf_counter()
-        self.policy.eval()
-        samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, step=self.step)
+        if self.one_pass:  # the rollout is the policy pass's forward, kept for the backward below
+            self.policy.train()
+            self.optimizer.zero_grad(set_to_none=True)
+            with self.autocast():
+                hidden, samples = verdict_rollout(self.policy, self.tokenizer, prompts, cfg, self.step, self.device)
+        else:
+            self.policy.eval()
+            samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, step=self.step)
         times["rollout_seconds"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -149,13 +160,38 @@ class Trainer:
         advantages = self.advantages(flat_rewards)
         times["reward_seconds"] = time.perf_counter() - t
 
+        if self.one_pass:
+            stats, n_new = self.one_pass_update(hidden, samples, advantages, times)
+        else:
+            stats, n_new = self.engine_update(prompts, samples, advantages, times)
+
+        total = sum(times.values())
+        return {"step": self.step + 1, "reward_mean": flat_rewards.mean().item(),
+                "reward_std": flat_rewards.std().item(), **step_metrics(prompts, texts), **stats,
+                "completion_length": sum(len(s.token_ids) for g in samples for s in g) / flat_rewards.numel(),
+                "lr": lr_at(cfg, self.step), **times, "tokens_per_second": n_new / max(total, 1e-9)}
+
+    def one_pass_update(self, hidden, samples, advantages, times):
+        """Backward from the hidden states the rollout kept, then the optimizer step -> (stats, trained tokens)."""
+        t = time.perf_counter()
+        with self.autocast():
+            loss, stats = verdict_loss(self.policy, hidden, samples, advantages, self.cfg, self.max_completion_length)
+        self.backward(loss)
+        stats["loss"] = loss.item()
+        times["loss_seconds"] = time.perf_counter() - t
+        t = time.perf_counter()
+        stats.update(self.optimizer_step(stats["loss"]))
+        times["optimizer_seconds"] = time.perf_counter() - t
+        return stats, len(advantages)
+
+    def engine_update(self, prompts, samples, advantages, times):
+        """Loss and optimizer steps over the engine's samples -> (stats, trained tokens)."""
         t = time.perf_counter()
         batch = pack_batch(prompts, samples, self.tokenizer.pad_token_id)
         ref_logp = self.reference_logprobs(batch)
         times["reference_seconds"] = time.perf_counter() - t
-
         stats = {}
-        for _ in range(cfg.updates_per_batch):
+        for _ in range(self.cfg.updates_per_batch):
             t = time.perf_counter()
             loss, stats = self.accumulate_gradients(batch, advantages, ref_logp)
             times["loss_seconds"] = times.get("loss_seconds", 0.0) + time.perf_counter() - t
@@ -163,13 +199,7 @@ class Trainer:
             stats.update(self.optimizer_step(loss))
             times["optimizer_seconds"] = times.get("optimizer_seconds", 0.0) + time.perf_counter() - t
         self.sync_engine()
-
-        n_new = int(batch["loss_mask"].sum())
-        total = sum(times.values())
-        return {"step": self.step + 1, "reward_mean": flat_rewards.mean().item(),
-                "reward_std": flat_rewards.std().item(), **step_metrics(prompts, texts), **stats,
-                "completion_length": sum(len(s.token_ids) for g in samples for s in g) / flat_rewards.numel(),
-                "lr": lr_at(cfg, self.step), **times, "tokens_per_second": n_new / max(total, 1e-9)}
+        return stats, int(batch["loss_mask"].sum())
 
     # ---- log-probs and loss ---------------------------------------------------------------------------
     def micro_batches(self, batch):
@@ -182,9 +212,12 @@ class Trainer:
             width = int(batch["attention_mask"][rows].sum(1).max())
             yield rows, {k: (v[rows, :width] if v.dim() == 2 else v[rows]).to(self.device) for k, v in batch.items()}
 
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.cfg.dtype == "bf16")
+
     def logprobs(self, model, mb, with_entropy=False):
         """Per-token log-probs; each group's prompt runs once and its G completions attend to its KV."""
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.cfg.dtype == "bf16"):
+        with self.autocast():
             return token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["loss_mask"],
                                   temperature=self.cfg.temperature, return_entropy=with_entropy,
                                   prompt_lengths=mb["prompt_lengths"], group_size=self.cfg.group_size)

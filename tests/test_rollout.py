@@ -304,3 +304,22 @@ def test_cache_arena_reuses_and_grows():
     assert grown.numel() == 500 and arena.nbytes() == 500 * 4
     assert arena.take("other", 10, torch.float32, "cpu").data_ptr() != grown.data_ptr()
 
+
+
+def test_empty_forced_suffix_chooses_from_the_prefill(llama):
+    """A prompt that already ends with the suffix: the letter comes from the prefill's logits, with the same
+    distribution as when the engine feeds the suffix's last token itself."""
+    model, tok = llama
+    engine = RolloutEngine(model, tok)
+    suffix, choices = tok.encode("</think>\n<answer>[["), [tok.convert_tokens_to_ids("A"),
+                                                           tok.convert_tokens_to_ids("B")]
+    prompt = tok.encode("Which is better, A or B?")
+    prefilled = engine.generate([prompt + suffix], n=4, max_new_tokens=0, temperature=0.0, forced_suffix=[],
+                                choice_ids=choices)[0]
+    fed = engine.generate([prompt + suffix[:-1]], n=4, max_new_tokens=0, temperature=0.0,
+                          forced_suffix=suffix[-1:], choice_ids=choices)[0]
+    for a, b in zip(prefilled, fed):
+        assert a.forced == [False] and a.token_ids == b.token_ids[-1:]
+        assert a.logprobs[0] == pytest.approx(b.logprobs[-1], abs=1e-5)
+    with pytest.raises(ValueError, match="empty forced_suffix"):
+        engine.generate([prompt], n=1, max_new_tokens=2, forced_suffix=[], choice_ids=choices)

@@ -49,10 +49,13 @@ def test_three_steps_in_each_format(tmp_path, fmt, forced):
         assert moved
 
 
-def test_resume_continues_exactly(tmp_path):
-    full = make_trainer(tmp_path / "a", max_steps=4)
+@pytest.mark.parametrize("mode", [{}, {"beta": 0.0, "max_think_tokens": 0, "forced_verdict": True}],
+                         ids=["engine", "one-pass"])
+def test_resume_continues_exactly(tmp_path, mode):
+    full = make_trainer(tmp_path / "a", max_steps=4, **mode)
+    assert full.one_pass == bool(mode)
     full.train()
-    stopped = make_trainer(tmp_path / "b", max_steps=4)
+    stopped = make_trainer(tmp_path / "b", max_steps=4, **mode)
     original_step = stopped.train_step
 
     def step_then_stop_at_two():
@@ -63,7 +66,7 @@ def test_resume_continues_exactly(tmp_path):
     stopped.train_step = step_then_stop_at_two
     stopped.train()
     assert [m["step"] for m in read_metrics(tmp_path / "b" / "run")] == [1, 2]
-    resumed = make_trainer(tmp_path / "b", max_steps=4, resume=str(tmp_path / "b" / "run"))
+    resumed = make_trainer(tmp_path / "b", max_steps=4, resume=str(tmp_path / "b" / "run"), **mode)
     assert resumed.step == 2
     resumed.train()
     assert read_metrics(tmp_path / "b" / "run") == read_metrics(tmp_path / "a" / "run")
@@ -92,15 +95,17 @@ def test_lr_schedule_warmup_then_cosine():
 def test_the_loop_learns_a_fixed_task(tmp_path):
     """One fixed pair, both orders, forced verdicts, the consistency reward: the mean reward must rise, not just
     the loop run. A tiny random model has to learn to read which response sits where, and it does so in a
-    jump: with these settings the reward went from ~0.25 to ~1.0 between steps 25 and 45 in 3 of 4 seeds tried
-    (the correctness reward instead often locks into always-A at 0.5, J1's position-bias failure)."""
+    jump, or not within 60 steps: with these settings the reward went from ~0.2 to ~1.0 between steps 25 and 50
+    with seed 1, and stayed near 0.25 with seeds 0, 2 and 3 (lr 5e-3 did not change that for 0 and 2). A broken
+    gradient learns with no seed. (The correctness reward instead often locks into always-A at 0.5, J1's
+    position-bias failure.)"""
     from j1core.data import Pair
 
     pair = Pair(id="fixed", prompt="Is water wet?", chosen="Yes, water is wet.", rejected="Bananas are blue.",
                 source="test")
     trainer = make_trainer(tmp_path, pairs=[pair], layers=2, max_steps=60, pairs_per_step=1, group_size=16,
                            max_think_tokens=0, forced_verdict=True, reward="consistent", beta=0.0, lr=3e-3,
-                           warmup_steps=0, micro_batch_size=32, adv_scale="batch", seed=0)
+                           warmup_steps=0, micro_batch_size=32, adv_scale="batch", seed=1)
     trainer.train()
     rewards = [m["reward_mean"] for m in read_metrics(tmp_path / "run")]
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
