@@ -76,7 +76,8 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 class Trainer:
-    supports_one_pass = True
+    supports_one_pass = True  # one-letter verdicts sampled by the policy pass itself (off under DeepSpeed)
+
     def __init__(self, cfg: TrainConfig, policy=None, tokenizer=None, reference=None, pairs=None):
         self.cfg = cfg
         self.device = pick_device(cfg.device)
