@@ -11,7 +11,8 @@ streams, and the loss is taken from the same hidden states, so a step costs one 
 its prompts and no rollout.
 
 Memory: every micro-batch's activations stay alive until the step's one backward (rewards need both orders
-and the batch std needs every prompt), about 1.5 MB per prompt token for SmolLM2-135M in float32.
+and the batch std needs every prompt): the default step (SmolLM2-135M, 20 prompts, float32) peaks 1.5 GB
+above the engine path, which frees each micro-batch's activations after its backward (bench/verdict_step.py).
 
 The engine path (judge_rollout.generate_judgments, pack_batch, Trainer.accumulate_gradients) is the reference:
 tests/test_verdict_pass.py checks that both give the same samples, loss and gradients.
