@@ -63,7 +63,7 @@ def max_completion_tokens(cfg, tokenizer) -> int:
     free = cfg.max_new_tokens if cfg.format != "pairwise" or not cfg.forced_verdict else 0
     forced = 0
     if cfg.forced_verdict and cfg.format in ("pairwise", "mixed"):
-        suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
+        suffix = forced_suffix_ids(tokenizer)
         forced = cfg.max_think_tokens + len(suffix) + 1
     return max(free, forced)
 
@@ -81,6 +81,11 @@ def sample_free(engine, tokenizer, prompts, cfg, seed):
             for group in groups]
 
 
+def forced_suffix_ids(tokenizer) -> list[int]:
+    """Token ids of "</think>\\n<answer>[[", fed before a forced pairwise verdict."""
+    return tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
+
+
 def letter_ids(tokenizer) -> list[int]:
     ids = [tokenizer.convert_tokens_to_ids(letter) for letter in answer_choices("pairwise")]
     if any(i is None or i == tokenizer.unk_token_id for i in ids):
@@ -89,7 +94,7 @@ def letter_ids(tokenizer) -> list[int]:
 
 
 def sample_forced(engine, tokenizer, prompts, cfg, seed):
-    suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
+    suffix = forced_suffix_ids(tokenizer)
     choices = letter_ids(tokenizer)
     # Without reasoning every sample starts with the same forced tokens: prefill them with the prompt instead
     # of decoding them in each of the G rows; the letter is then drawn from the prefill's logits.

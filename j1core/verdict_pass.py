@@ -22,9 +22,9 @@ from __future__ import annotations
 import torch
 
 from j1core.grpo import policy_loss
-from j1core.judge_rollout import JudgeSample, letter_ids, prompt_seeds
+from j1core.judge_rollout import JudgeSample, forced_suffix_ids, letter_ids, prompt_seeds
 from j1core.logprobs import prompt_pass
-from j1core.prompts import forced_suffix, render_answer
+from j1core.prompts import render_answer
 from j1core.rollout import sample_uniforms
 from j1core.sampling import choose_tokens
 from kernels import fused_linear_logprob
@@ -38,7 +38,7 @@ def one_pass_applies(cfg) -> bool:
 
 def verdict_rollout(model, tokenizer, prompts, cfg, step: int, device):
     """(last hidden state of every prompt + suffix [P, H], with autograd; G JudgeSamples per prompt)."""
-    suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
+    suffix = forced_suffix_ids(tokenizer)
     hidden = last_hidden_states(model, [p.ids + suffix for p in prompts], cfg.micro_batch_size // cfg.group_size,
                                 device)
     choices = torch.tensor(letter_ids(tokenizer), device=device)
@@ -60,9 +60,9 @@ def verdict_rollout(model, tokenizer, prompts, cfg, step: int, device):
 def last_hidden_states(model, sequences: list[list[int]], per_pass: int, device) -> torch.Tensor:
     """Hidden state at the last token of every sequence [P, H], `per_pass` sequences per backbone pass
     (right-padded; their common prefix, the judge template, runs once per pass)."""
-    out = []
-    for start in range(0, len(sequences), max(1, per_pass)):
-        chunk = sequences[start:start + max(1, per_pass)]
+    out, per_pass = [], max(1, per_pass)
+    for start in range(0, len(sequences), per_pass):
+        chunk = sequences[start:start + per_pass]
         lengths = torch.tensor([len(s) for s in chunk], device=device)
         ids = torch.zeros(len(chunk), int(lengths.max()), dtype=torch.long, device=device)
         for row, s in enumerate(chunk):
