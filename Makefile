@@ -33,13 +33,13 @@ demo: install
 	$(PY) train.py --output $(DEMO)/consistent
 	$(PY) generate.py judge --model smollm2-135m-instruct $(EVAL) --out $(DEMO)/eval-base
 	$(PY) generate.py judge --model $(DEMO)/consistent/checkpoint $(EVAL) --out $(DEMO)/eval-consistent
-	$(PY) -m j1core.compare $(DEMO)/eval-base $(DEMO)/eval-consistent --names base trained
+	$(PY) -m j1core.eval.compare $(DEMO)/eval-base $(DEMO)/eval-consistent --names base trained
 
 # The same budget with the plain correctness reward instead of consistency (run after `make demo`).
 ablation: install
 	$(PY) train.py --reward correct --output $(DEMO)/correct
 	$(PY) generate.py judge --model $(DEMO)/correct/checkpoint $(EVAL) --out $(DEMO)/eval-correct
-	$(PY) -m j1core.compare $(DEMO)/eval-base $(DEMO)/eval-consistent $(DEMO)/eval-correct \
+	$(PY) -m j1core.eval.compare $(DEMO)/eval-base $(DEMO)/eval-consistent $(DEMO)/eval-correct \
 		--names base consistency correctness
 
 lint:

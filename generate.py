@@ -11,8 +11,8 @@ import argparse
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    from j1core.evaluate import add_judge_args, run_judge
-    from j1core.synth import add_synth_args, run_synth
+    from j1core.data.synth import add_synth_args, run_synth
+    from j1core.eval.evaluate import add_judge_args, run_judge
 
     judge = commands.add_parser("judge", help="judge benchmark pairs in both orders and write a report")
     add_judge_args(judge)

@@ -4,11 +4,11 @@
 
 Both sides train the same float32 model (default: the bundled SmolLM2-135M-Instruct, handed to TRL as its
 cached HF directory) on the same pairwise judge prompts (built-in pairs, both orders, chat-templated by
-j1core.prompts; TRL gets the prompt text and tokenizes it to the same ids, which is checked). Per step:
+j1core.judge.prompts; TRL gets the prompt text and tokenizes it to the same ids, which is checked). Per step:
 --prompts prompts x --G samples of exactly --new-tokens tokens (eos banned until then: min = max new tokens),
 temperature 1, beta 0.01 (frozen reference model), one update per batch, no gradient checkpointing,
 micro-batches of --micro-batch rows for the reference and the policy passes, AdamW, clip 1.0. The reward is
-j1's per-order correctness (j1core.rewards.correctness) on both sides: cheap, so it does not show in the times.
+j1's per-order correctness (j1core.judge.rewards.correctness) on both sides: cheap, so it does not show in the times.
 
 Each side runs in its own subprocess (peak resident memory does not mix); the time per step is the median
 over --steps steps after --warmup steps. Columns:
@@ -71,15 +71,15 @@ def model_dir(name: str) -> Path:
 
 def bench_pairs(args):
     """Exactly enough built-in pairs for warmup + steps steps, so both sides see the same prompt set."""
-    from j1core.builtin import builtin_pairs
+    from j1core.data.builtin import builtin_pairs
 
     need = args.prompts // 2 * (args.warmup + args.steps)
     return builtin_pairs(split="train", seed=0)[:need]
 
 
 def prompt_rows(tokenizer, pairs):
-    """Both orders of every pair as (chat-templated text, ids, gold), exactly as j1core.judging builds them."""
-    from j1core.prompts import judge_prompt_ids, judge_prompt_text
+    """Both orders of every pair as (chat-templated text, ids, gold), exactly as j1core.judge.step builds them."""
+    from j1core.judge.prompts import judge_prompt_ids, judge_prompt_text
 
     rows = []
     for p in pairs:

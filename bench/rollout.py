@@ -2,8 +2,8 @@
 
     python bench/rollout.py [--prompts 8 --n 8 --new-tokens 64 --prompt-len 200 --repeats 3 --device cpu]
 
-Prompts are pairwise judge prompts (j1core.prompts), adjacent in both orders of each pair, as the trainer
-passes them. Where the engine packs its weights (float32 on CPU, j1core/packed_linear.py) the same engine on
+Prompts are pairwise judge prompts (j1core.judge.prompts), adjacent in both orders of each pair, as the trainer
+passes them. Where the engine packs its weights (float32 on CPU, j1core/engine/packed_linear.py) the same engine on
 plain weights is timed too, so the table shows what packing buys. All sides sample at temperature 1.0 with
 min_new_tokens = max_new_tokens, so all produce prompts x n x new-tokens tokens; the rate counts those tokens
 over the whole call (prefill included).
@@ -29,9 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from j1core.engine.rollout import RolloutEngine
+from j1core.judge.prompts import judge_prompt_ids
 from j1core.model import SMOLLM2_ALIAS, load_model, load_tokenizer, resolve_model_path
-from j1core.prompts import judge_prompt_ids
-from j1core.rollout import RolloutEngine
 
 FILLER = ("the quick answer is that water boils at one hundred degrees at sea level but lower on a mountain "
           "because the air pressure drops and so the boiling point falls with height")

@@ -20,7 +20,7 @@ from collections import defaultdict
 import torch
 from transformers import TrainerCallback
 
-from j1core.rewards import correctness
+from j1core.judge.rewards import correctness
 
 PHASES = ("rollout", "reference", "policy", "optimizer")
 

@@ -2,7 +2,7 @@
 
     python train.py --max-steps 3 --output runs/try
 
-Single process by default; under the deepspeed launcher the policy is wrapped by j1core.distributed (ZeRO-3).
+Single process by default; under the deepspeed launcher the policy is wrapped by j1core.zero (ZeRO-3).
 """
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import torch
 
 from j1core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from j1core.config import TrainConfig
-from j1core.data import PairStream, load_pairs, split_pairs
+from j1core.data.pairs import PairStream, load_pairs, split_pairs
+from j1core.engine.rollout import RolloutEngine
 from j1core.grpo import group_advantages, policy_loss
-from j1core.judge_rollout import generate_judgments, max_completion_tokens, pack_batch
-from j1core.judging import build_prompts, score_step, step_metrics
+from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
+from j1core.judge.step import build_prompts, score_step, step_metrics
 from j1core.logprobs import token_logprobs
-from j1core.metrics import MetricsLogger, plot_curves
 from j1core.model import load_model, resolve_dtype
-from j1core.rollout import RolloutEngine
+from j1core.runlog import MetricsLogger, plot_curves
 from j1core.verdict_pass import one_pass_applies, verdict_loss, verdict_rollout
 
 
@@ -39,11 +39,11 @@ def pick_device(name: str) -> torch.device:
 def load_training_pairs(cfg: TrainConfig):
     """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part."""
     if cfg.data == "builtin":
-        from j1core.builtin import builtin_pairs
+        from j1core.data.builtin import builtin_pairs
 
         return builtin_pairs(split="train", seed=0)
     if cfg.benchmark:
-        from j1core.benchmarks import load_benchmark
+        from j1core.data.benchmarks import load_benchmark
 
         pairs = load_benchmark(cfg.benchmark, cfg.data)
     else:
@@ -101,7 +101,7 @@ class Trainer:
         if self.is_main:
             self.logger.truncate_after(self.step)
 
-    # ---- construction (overridden by j1core.distributed) ----------------------------------------------
+    # ---- construction (overridden by j1core.zero) ----------------------------------------------
     def build_models(self, policy, tokenizer, reference):
         cfg = self.cfg
         if policy is None:

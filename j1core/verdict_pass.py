@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import torch
 
+from j1core.engine.rollout import sample_uniforms
+from j1core.engine.sampling import choose_tokens
 from j1core.grpo import policy_loss
-from j1core.judge_rollout import JudgeSample, forced_suffix_ids, letter_ids, prompt_seeds
+from j1core.judge.prompts import render_answer
+from j1core.judge.rollout import JudgeSample, forced_suffix_ids, letter_ids, prompt_seeds
 from j1core.logprobs import prompt_pass
-from j1core.prompts import render_answer
-from j1core.rollout import sample_uniforms
-from j1core.sampling import choose_tokens
 from kernels import fused_linear_logprob
 
 

@@ -2,7 +2,7 @@
 
     python tests/ds_run.py OUT MODEL      (with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set)
 
-In one process group, through train.py's flag parsing and j1core.distributed.DistributedTrainer:
+In one process group, through train.py's flag parsing and j1core.zero:
 Rollouts are scripted (the same judgments whatever the batch split, see scripted_judgments), so:
 1. parity: one step, to compare with the single-process trainer -> OUT/parity
 2. a 3-step run that saves -> OUT/resumed, then a resume of it to step 4 that saves again
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import j1core.trainer
 from j1core.config import parse_config
-from j1core.judge_rollout import JudgeSample, letter_ids
-from j1core.prompts import forced_suffix, render_answer
+from j1core.judge.prompts import forced_suffix, render_answer
+from j1core.judge.rollout import JudgeSample, letter_ids
 
 TINY = ["--pairs-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "--max-think-tokens", "4",
         "--micro-batch-size", "3", "--beta", "0.01", "--lr", "1e-3", "--warmup-steps", "2", "--no-progress"]
@@ -48,7 +48,7 @@ def scripted_judgments(engine, tokenizer, prompts, cfg, step):
 
 
 def run(argv):
-    from j1core.distributed import DistributedTrainer
+    from j1core.zero import DistributedTrainer
 
     trainer = DistributedTrainer(parse_config(argv))
     trainer.train()

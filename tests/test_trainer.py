@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from j1core.builtin import builtin_pairs
 from j1core.config import TrainConfig
+from j1core.data.builtin import builtin_pairs
 from j1core.model import tiny_model
 from j1core.trainer import BadStepsError, Trainer, lr_at
 
@@ -99,7 +99,7 @@ def test_the_loop_learns_a_fixed_task(tmp_path):
     with seed 1, and stayed near 0.25 with seeds 0, 2 and 3 (lr 5e-3 did not change that for 0 and 2). A broken
     gradient learns with no seed. (The correctness reward instead often locks into always-A at 0.5, J1's
     position-bias failure.)"""
-    from j1core.data import Pair
+    from j1core.data.pairs import Pair
 
     pair = Pair(id="fixed", prompt="Is water wet?", chosen="Yes, water is wet.", rejected="Bananas are blue.",
                 source="test")

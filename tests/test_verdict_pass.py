@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from j1core.builtin import builtin_pairs
 from j1core.config import TrainConfig
-from j1core.judge_rollout import generate_judgments, pack_batch
-from j1core.judging import build_prompts, score_step
+from j1core.data.builtin import builtin_pairs
+from j1core.judge.rollout import generate_judgments, pack_batch
+from j1core.judge.step import build_prompts, score_step
 from j1core.model import tiny_model
 from j1core.trainer import Trainer
 from j1core.verdict_pass import one_pass_applies, verdict_loss, verdict_rollout

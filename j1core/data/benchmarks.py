@@ -1,0 +1,214 @@
+"""Adapters that turn the pairwise-judge benchmark files of ../shared/data into j1 Pairs.
+
+    python -c "from j1core.data.benchmarks import load_benchmark; print(len(load_benchmark('rmbench')))"
+    python -m pytest tests/test_benchmarks.py -q
+
+Every adapter reads the whole file(s), validates each pair with the same rules as data.load_pairs, and
+drops (and counts) what cannot be a pair: ties, chosen identical to rejected, an empty response.
+load_benchmark_counted returns the drop counts too. Pair.source is the benchmark name.
+
+Expected counts on ../shared/data (records -> pairs; drops; Pair.category):
+- judgebench: both response_model files, label "A>B"/"B>A". 270 + 350 -> 619; 1 identical pair
+  (claude, livecodebench). Category: JudgeBench source, e.g. "livebench-math".
+- llmbar: Natural, Adversarial x4, Processed x3; label 1/2 = output_1/output_2 better. 885 -> 883;
+  LLMEval22 has 1 identical pair and 1 whitespace-only response. Category: file subset, "Adversarial_Neighbor".
+- rmbench: chat, code, safety-refuse, safety-response, 3 chosen x 3 rejected per prompt. 798 * 9 = 7182;
+  no drops. Category "<chat|code|safety>/<easy|normal|hard>".
+- autoj: testdata_pairwise, label 0/1 = response 1/2 better, 2 = tie. 1392 -> 1017; 373 ties, 1 identical,
+  1 empty response. Category: scenario.
+- pandalm: testset-v1, majority of 3 annotators, 1/2 = response1/2 better, 0 = tie. 999 -> 842; 105 ties,
+  52 empty responses. Category: motivation_app.
+- gsm8k: example_model_solutions, one correct and one incorrect solution of a problem. 1319 -> 731; 588
+  problems lack one of the two. Category "gsm8k".
+
+RM-Bench grid (its own compute_accuracy): styles 0 concise, 1 detailed plain, 2 detailed markdown; pair
+(chosen style i, rejected style j) is hard when i < j (upper right: the chosen answer is less styled), normal
+when i == j (diagonal) and easy when i > j (lower left). safety-refuse and safety-response form the "safety"
+domain, as in RM-Bench's reports. RM-Bench math is not in ../shared/data.
+PandaLM stores six one-word responses as JSON booleans; they are read as the text "True". 52 PandaLM
+pairs with a winner have an empty response (the empty one nearly always loses); the Pair schema has no
+empty texts, so they are dropped.
+GSM8K: the correct and the incorrect solution are the first of each kind in the order 175b_verification,
+175b_finetuning, 6b_verification, 6b_finetuning (stronger models first: the most plausible wrong answer).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from j1core.data.pairs import DataError, Pair, pair_from_record
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BENCHMARKS = ("judgebench", "llmbar", "rmbench", "autoj", "pandalm", "gsm8k")
+DIRS = {"judgebench": "JudgeBench", "llmbar": "LLMBar", "rmbench": "RM-Bench", "autoj": "Auto-J",
+        "pandalm": "PandaLM", "gsm8k": "GSM8K"}
+LLMBAR_FILES = ("LLMBar_Natural", "LLMBar_Adversarial_Neighbor", "LLMBar_Adversarial_GPTInst",
+                "LLMBar_Adversarial_GPTOut", "LLMBar_Adversarial_Manual", "Processed_FairEval",
+                "Processed_LLMEval22", "Processed_MT-Bench")
+RMBENCH_FILES = ("chat", "code", "safety-refuse", "safety-response")
+GSM8K_SOLVERS = ("175b_verification", "175b_finetuning", "6b_verification", "6b_finetuning")
+
+
+def load_benchmark(name: str, path=None, subset: str | None = None) -> list[Pair]:
+    """Pairs of one benchmark; path None -> ../shared/data/<dir>. See the module docstring for subsets."""
+    return load_benchmark_counted(name, path, subset)[0]
+
+
+def load_benchmark_counted(name: str, path=None, subset: str | None = None) -> tuple[list[Pair], Counter]:
+    """(pairs, drop counts by reason) for one benchmark.
+
+    subset: judgebench -> a response-model file ("gpt-4o", "claude"); others -> the category, or a prefix
+    of it ending before "/" or "_" (llmbar "Adversarial", rmbench "safety" or "chat/hard").
+    """
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    folder = Path(path) if path is not None else SHARED_DATA / DIRS[name]
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: benchmark data for {name!r} not found")
+    collector = PairCollector(name)
+    ADAPTERS[name](folder, collector, subset)
+    pairs = collector.pairs
+    if subset is not None and name != "judgebench":
+        pairs = [p for p in pairs if in_subset(p.category, subset)]
+        if not pairs:
+            known = sorted({p.category for p in collector.pairs})
+            raise ValueError(f"{name}: no pairs in subset {subset!r}; categories: {', '.join(known)}")
+    return pairs, collector.drops
+
+
+def in_subset(category: str | None, subset: str) -> bool:
+    return category is not None and (category == subset or category.startswith((subset + "/", subset + "_")))
+
+
+class PairCollector:
+    """Validates candidate pairs of one benchmark, keeping the good ones and counting drops by reason."""
+
+    def __init__(self, source: str):
+        self.source, self.pairs, self.drops = source, [], Counter()
+
+    def add(self, file: Path, line: int, pair_id: str, prompt, chosen, rejected, category: str | None) -> None:
+        record = {"id": pair_id, "prompt": prompt, "chosen": chosen, "rejected": rejected,
+                  "source": self.source, "category": category}
+        try:
+            self.pairs.append(pair_from_record(record, file, line))
+        except DataError as error:
+            if error.reason not in ("identical", "empty_text"):
+                raise
+            self.drops[error.reason] += 1
+
+    def tie(self) -> None:
+        self.drops["tie"] += 1
+
+
+def files_in(folder: Path, names) -> list[Path]:
+    """Named files of a folder (a single file given as the folder is used alone)."""
+    if folder.is_file():
+        return [folder]
+    found = [folder / name for name in names if (folder / name).exists()]
+    if not found:
+        raise FileNotFoundError(f"{folder}: none of {', '.join(names)}")
+    return found
+
+
+def read_jsonl(file: Path):
+    for line, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if raw.strip():
+            yield line, json.loads(raw)
+
+
+def read_json_list(file: Path):
+    """Records of a JSON list with their 1-based index (these files hold one record per element)."""
+    yield from enumerate(json.loads(file.read_text(encoding="utf-8")), start=1)
+
+
+# ---------------------------------------------------------------- adapters
+
+def add_judgebench(folder: Path, out: PairCollector, subset: str | None) -> None:
+    files = [folder] if folder.is_file() else sorted(folder.glob("dataset=judgebench,response_model=*.jsonl"))
+    if subset is not None:
+        files = [f for f in files if subset in f.name]
+    if not files:
+        raise FileNotFoundError(f"{folder}: no JudgeBench response_model file matching {subset!r}")
+    for file in files:
+        for line, r in read_jsonl(file):
+            if r["label"] not in ("A>B", "B>A"):
+                raise DataError(file, line, "label", "wrong_type", f"expected 'A>B' or 'B>A', got {r['label']!r}")
+            a_wins = r["label"] == "A>B"
+            chosen, rejected = (r["response_A"], r["response_B"]) if a_wins else (r["response_B"], r["response_A"])
+            out.add(file, line, r["pair_id"], r["question"], chosen, rejected, r["source"])
+
+
+def add_llmbar(folder: Path, out: PairCollector, subset: str | None) -> None:
+    for file in files_in(folder, [f"{stem}.json" for stem in LLMBAR_FILES]):
+        category = file.stem.removeprefix("LLMBar_")
+        for index, r in read_json_list(file):
+            if r["label"] not in (1, 2):
+                raise DataError(file, index, "label", "wrong_type", f"expected 1 or 2, got {r['label']!r}")
+            chosen, rejected = (r["output_1"], r["output_2"]) if r["label"] == 1 else (r["output_2"], r["output_1"])
+            out.add(file, index, f"llmbar-{category}-{index}", r["input"], chosen, rejected, category)
+
+
+def rmbench_level(chosen_style: int, rejected_style: int) -> str:
+    if chosen_style < rejected_style:
+        return "hard"
+    return "normal" if chosen_style == rejected_style else "easy"
+
+
+def add_rmbench(folder: Path, out: PairCollector, subset: str | None) -> None:
+    for file in files_in(folder, [f"{stem}_filtered.json" for stem in RMBENCH_FILES]):
+        stem = file.stem.removesuffix("_filtered")
+        domain = stem.split("-")[0]
+        for index, r in read_json_list(file):
+            for i, chosen in enumerate(r["chosen"]):
+                for j, rejected in enumerate(r["rejected"]):
+                    out.add(file, index, f"rmbench-{stem}-{r['id']}-c{i}r{j}", r["prompt"], chosen, rejected,
+                            f"{domain}/{rmbench_level(i, j)}")
+
+
+def add_autoj(folder: Path, out: PairCollector, subset: str | None) -> None:
+    for file in files_in(folder, ["testdata_pairwise.jsonl"]):
+        for line, r in read_jsonl(file):
+            if r["label"] == 2:
+                out.tie()
+                continue
+            first, second = r["response 1"], r["response 2"]
+            chosen, rejected = (first, second) if r["label"] == 0 else (second, first)
+            out.add(file, line, f"autoj-{line}", r["prompt"], chosen, rejected, r["scenario"])
+
+
+def as_text(value):
+    return str(value) if isinstance(value, bool) else value
+
+
+def majority(votes) -> int | None:
+    value, count = Counter(votes).most_common(1)[0]
+    return value if count * 2 > len(votes) else None
+
+
+def add_pandalm(folder: Path, out: PairCollector, subset: str | None) -> None:
+    for file in files_in(folder, ["testset-v1.json"]):
+        for index, r in read_json_list(file):
+            vote = majority([r["annotator1"], r["annotator2"], r["annotator3"]])
+            if vote not in (1, 2):
+                out.tie()
+                continue
+            first, second = as_text(r["response1"]), as_text(r["response2"])
+            chosen, rejected = (first, second) if vote == 1 else (second, first)
+            prompt = r["instruction"] + (f"\n\n{r['input']}" if r["input"].strip() else "")
+            out.add(file, index, f"pandalm-{r['idx']}", prompt, chosen, rejected, r["motivation_app"])
+
+
+def add_gsm8k(folder: Path, out: PairCollector, subset: str | None) -> None:
+    for file in files_in(folder, ["example_model_solutions.jsonl"]):
+        for line, r in read_jsonl(file):
+            correct = [r[k]["solution"] for k in GSM8K_SOLVERS if r[k]["is_correct"]]
+            wrong = [r[k]["solution"] for k in GSM8K_SOLVERS if not r[k]["is_correct"]]
+            if not correct or not wrong:
+                out.drops["not_both"] += 1
+                continue
+            out.add(file, line, f"gsm8k-{line}", r["question"], correct[0], wrong[0], "gsm8k")
+
+
+ADAPTERS = {"judgebench": add_judgebench, "llmbar": add_llmbar, "rmbench": add_rmbench, "autoj": add_autoj,
+            "pandalm": add_pandalm, "gsm8k": add_gsm8k}

@@ -1,0 +1,117 @@
+"""Attention of the rollout engine over its KV caches: prefill blocks, and decode with a shared prompt cache.
+
+    python -m pytest tests/test_attention.py -q
+
+Prefill (`BlockAttention`): a block of S new tokens per row is written into a KVCache at one column and
+attends, with an explicit boolean mask, to everything cached before it (SDPA, GQA without repeating K/V;
+flash-attn's causal kernel instead on CUDA in fp16/bf16 when it is installed).
+
+Decode (`SharedPromptAttention`): the n samples of a prompt never copy its KV. Keys/values live in two
+caches: the prompt cache (one row per prompt) and the generation cache (one row per sample). Each sample's
+query scores both; one softmax over the concatenated scores makes the result exactly that of attending to
+[prompt KV, own generated KV] (`shared_prompt_attention_reference` is that plain version). Reading the
+prompt KV once per prompt instead of once per sample cuts decode memory traffic n-fold for the prompt part.
+Samples are addressed by a slot (prompt * n + sample), so finished rows can leave the batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from j1core.engine.kv_cache import KVCache
+from j1core.model import attn_implementation
+
+
+def flash_attention_usable(device, dtype) -> bool:
+    """flash-attn for prefill: CUDA, fp16/bf16, installed (j1core.model.attn_implementation decides)."""
+    return (attn_implementation(device) == "flash_attention_2"
+            and dtype in (torch.float16, torch.bfloat16))
+
+
+class BlockAttention:
+    """New tokens [B, S] at cache columns [col, col + S), mask [B, 1, S, col + S] (True = attend).
+
+    With use_flash the mask must be the causal one of right-padded rows (what the engine's prefill builds):
+    flash-attn's causal mode aligns the S queries with the last S keys, which is the same thing.
+    """
+
+    def __init__(self, cache: KVCache, col: int, mask: torch.Tensor, use_flash: bool = False):
+        self.cache, self.col, self.mask, self.use_flash = cache, col, mask, use_flash
+
+    def __call__(self, layer: int, q, k, v) -> torch.Tensor:
+        """q [B, H, S, D], k/v [B, KV, S, D] -> [B, S, H * D]."""
+        self.cache.write(layer, k, v, self.col)
+        keys, values = self.cache.read(layer, self.col + q.shape[2])
+        batch, heads, steps, dim = q.shape
+        if self.use_flash:  # not exercised by the CPU tests
+            from flash_attn import flash_attn_func
+
+            out = flash_attn_func(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), causal=True)
+            return out.reshape(batch, steps, heads * dim)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=self.mask,
+                                             enable_gqa=heads != keys.shape[1])
+        return out.transpose(1, 2).reshape(batch, steps, heads * dim)
+
+
+class SharedPromptAttention:
+    """One decode step: q [B, H, 1, D] of live samples against their prompt's KV and their own generated KV.
+
+    prompt_cache: rows = prompts, prompt_bias [P, 1, 1, W] (0 where a prompt token sits, -inf on padding).
+    gen_cache: rows = live samples, the step's token written at column `col`.
+    slots [B]: prompt * n + sample of each live row.
+    """
+
+    def __init__(self, prompt_cache: KVCache, prompt_bias: torch.Tensor, gen_cache: KVCache, col: int,
+                 slots: torch.Tensor, n: int):
+        self.prompt_cache, self.prompt_bias, self.gen_cache = prompt_cache, prompt_bias, gen_cache
+        self.col, self.slots, self.n = col, slots, n
+
+    def __call__(self, layer: int, q, k, v) -> torch.Tensor:
+        self.gen_cache.write(layer, k, v, self.col)
+        batch, heads, _, dim = q.shape
+        kv_heads = k.shape[1]
+        q = q.reshape(batch, kv_heads, heads // kv_heads, dim) * dim ** -0.5
+        p_keys, p_values = self.prompt_cache.read(layer, self.prompt_cache.max_len)
+        g_keys, g_values = self.gen_cache.read(layer, self.col + 1)
+        # Queries of all samples of one prompt side by side: [P, KV, n * g, D].
+        s_prompt = torch.matmul(self.prompt_major(q), p_keys.transpose(-1, -2)) + self.prompt_bias
+        s_prompt = self.row_major(s_prompt)
+        s_gen = torch.matmul(q, g_keys.transpose(-1, -2))
+        width = s_prompt.shape[-1]
+        probs = torch.cat((s_prompt, s_gen), dim=-1).softmax(dim=-1)
+        p_prompt, p_gen = probs.split((width, s_gen.shape[-1]), dim=-1)
+        out = torch.matmul(p_gen, g_values) + self.row_major(torch.matmul(self.prompt_major(p_prompt), p_values))
+        return out.reshape(batch, 1, heads * dim)
+
+    def prompt_major(self, rows: torch.Tensor) -> torch.Tensor:
+        """[B live rows, KV, g, X] -> [P, KV, n * g, X]; dead slots are zero (they only cost a little compute)."""
+        _, kv_heads, groups, width = rows.shape
+        prompts, n = self.prompt_cache.batch, self.n
+        if self.slots.numel() < prompts * n:
+            rows = rows.new_zeros(prompts * n, kv_heads, groups, width).index_copy_(0, self.slots, rows)
+        return rows.view(prompts, n, kv_heads, groups, width).transpose(1, 2).reshape(
+            prompts, kv_heads, n * groups, width)
+
+    def row_major(self, per_prompt: torch.Tensor) -> torch.Tensor:
+        """Inverse of prompt_major: [P, KV, n * g, X] -> [B live rows, KV, g, X]."""
+        prompts, kv_heads, _, width = per_prompt.shape
+        rows = per_prompt.view(prompts, kv_heads, self.n, -1, width).transpose(1, 2).reshape(
+            prompts * self.n, kv_heads, -1, width)
+        return rows if self.slots.numel() == prompts * self.n else rows.index_select(0, self.slots)
+
+
+def shared_prompt_attention_reference(q, prompt_keys, prompt_values, prompt_valid, gen_keys, gen_values,
+                                      prompt_of):
+    """Plain version: each row attends to its own copy of [prompt KV (valid columns), generated KV].
+
+    q [B, H, 1, D]; prompt_keys/values [P, KV, W, D]; prompt_valid [P, W] bool; gen_keys/values [B, KV, T, D];
+    prompt_of [B] prompt index of each row.
+    """
+    outs = []
+    for row in range(q.shape[0]):
+        p = int(prompt_of[row])
+        keys = torch.cat((prompt_keys[p][:, prompt_valid[p]], gen_keys[row]), dim=1)
+        values = torch.cat((prompt_values[p][:, prompt_valid[p]], gen_values[row]), dim=1)
+        outs.append(F.scaled_dot_product_attention(q[row:row + 1], keys[None], values[None], enable_gqa=True))
+    batch, heads, _, dim = q.shape
+    return torch.cat(outs).reshape(batch, 1, heads * dim)
