@@ -33,6 +33,13 @@ def resolve_dtype(dtype) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def pick_device(name: str) -> torch.device:
+    """The device a flag names: cpu, cuda, cuda:N, or auto (cuda when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def attn_implementation(device) -> str:
     """The one place attention is chosen: flash-attn on CUDA when installed, PyTorch SDPA otherwise."""
     if torch.device(device).type == "cuda" and importlib.util.find_spec("flash_attn") is not None:

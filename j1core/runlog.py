@@ -1,6 +1,6 @@
 """Training metrics: one JSON line per step in metrics.jsonl (optionally TensorBoard), and a PNG of the curves.
 
-    python -m pytest tests/test_metrics.py -q
+    python -m pytest tests/test_runlog.py -q
 
 Each line is flushed as it is written, so a run killed at any point keeps every finished step. A resumed run
 calls truncate_after(step) with its checkpoint's step, dropping the lines of steps that will be redone.
@@ -127,3 +127,10 @@ def plot_curves(metrics_jsonl, out_png) -> list[str]:
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return [key for key, _ in drawn]
+
+
+def progress_bar(total: int, initial: int = 0, desc: str = "", enabled: bool = True, unit: str = "it"):
+    """A tqdm bar on stderr (a no-op object when disabled)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)

@@ -21,19 +21,14 @@ from j1core.grpo import group_advantages, policy_loss
 from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judge.step import build_prompts, score_step, step_metrics
 from j1core.logprobs import token_logprobs
-from j1core.model import load_model, resolve_dtype
-from j1core.runlog import MetricsLogger, plot_curves
+from j1core.model import load_model, pick_device, resolve_dtype
+from j1core.runlog import MetricsLogger, plot_curves, progress_bar
 from j1core.verdict_pass import one_pass_applies, verdict_loss, verdict_rollout
 
 
 class BadStepsError(RuntimeError):
     pass
 
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_training_pairs(cfg: TrainConfig):
@@ -281,7 +276,7 @@ class Trainer:
     def train(self) -> Path:
         cfg = self.cfg
         previous = {s: signal.signal(s, self.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-        bar = progress_bar(cfg, self.step)
+        bar = progress_bar(cfg.max_steps, self.step, "grpo", cfg.progress)
         try:
             while self.step < cfg.max_steps and not self.stop_requested:
                 metrics = self.train_step()
@@ -322,8 +317,3 @@ class Trainer:
         restore_rng(state["rng"])
         self.sync_engine()
 
-
-def progress_bar(cfg: TrainConfig, start: int):
-    from tqdm import tqdm
-
-    return tqdm(total=cfg.max_steps, initial=start, desc="grpo", disable=not cfg.progress, dynamic_ncols=True)

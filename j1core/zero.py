@@ -1,6 +1,6 @@
 """The GRPO trainer sharded with DeepSpeed ZeRO-3 across ranks and machines: j1core.trainer.Trainer, re-hooked.
 
-    deepspeed --no_local_rank --num_gpus 2 train.py --zero-stage 3     (tests: pytest tests/test_distributed.py)
+    deepspeed --no_local_rank --num_gpus 2 train.py --zero-stage 3     (tests: pytest tests/test_zero.py)
 
 What changes against the single-process trainer, hook by hook:
 - build_models: the policy (and, with --beta > 0, the frozen reference) is built inside deepspeed.zero.Init

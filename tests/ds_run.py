@@ -1,4 +1,4 @@
-"""One rank of the 2-rank ZeRO-3 scenario that tests/test_distributed.py checks (run by that test, or by hand).
+"""One rank of the 2-rank ZeRO-3 scenario that tests/test_zero.py checks (run by that test, or by hand).
 
     python tests/ds_run.py OUT MODEL      (with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set)
 

@@ -1,6 +1,6 @@
 """Tests of j1core/runlog.py: the JSONL step log, resuming, TensorBoard, and the curves PNG.
 
-    python -m pytest tests/test_metrics.py -q
+    python -m pytest tests/test_runlog.py -q
 """
 import importlib.util
 import json

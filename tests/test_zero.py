@@ -1,7 +1,7 @@
 """ZeRO-3 training on 2 CPU ranks (gloo): resume is exact, one step matches the single-process trainer, each
 rank holds half the policy; and the cross-rank metric reduction against metrics of the pooled batch.
 
-    python -m pytest tests/test_distributed.py -q      (the 2-rank scenario itself: tests/ds_run.py)
+    python -m pytest tests/test_zero.py -q      (the 2-rank scenario itself: tests/ds_run.py)
 """
 import json
 import os

@@ -1,6 +1,6 @@
 """Final-answer extraction and verification for math solutions (GSM8K "#### N", MATH \\boxed{}).
 
-    python -m pytest tests/test_answer_check.py -q
+    python -m pytest tests/data/test_answer_check.py -q
 
 A small own checker instead of a symbolic one: answers are compared as exact numbers when both sides
 read as numbers (integers, decimals, a/b, \\frac{a}{b}, with $, %, thousands commas, trailing .0 and

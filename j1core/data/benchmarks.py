@@ -1,7 +1,7 @@
 """Adapters that turn the pairwise-judge benchmark files of ../shared/data into j1 Pairs.
 
     python -c "from j1core.data.benchmarks import load_benchmark; print(len(load_benchmark('rmbench')))"
-    python -m pytest tests/test_benchmarks.py -q
+    python -m pytest tests/data/test_benchmarks.py -q
 
 Every adapter reads the whole file(s), validates each pair with the same rules as data.load_pairs, and
 drops (and counts) what cannot be a pair: ties, chosen identical to rejected, an empty response.

@@ -1,7 +1,7 @@
 """Built-in preference pairs written by j1's own code, so training runs without ../shared/data.
 
     python -m j1core.data.builtin            # counts per family and category, and a few samples
-    python -m pytest tests/test_builtin.py -q
+    python -m pytest tests/data/test_builtin.py -q
 
 Two families mirror J1's synthetic data, with short texts that a 135M model can read:
 - builtin-relevance: the rejected response correctly answers a nearby but different instruction

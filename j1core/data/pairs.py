@@ -1,6 +1,6 @@
 """Preference pairs for j1: one schema, strict loading, both orders, seeded splits and a resumable stream.
 
-    python -m pytest tests/test_data.py -q
+    python -m pytest tests/data/test_pairs.py -q
 
 A pair is (id, prompt, chosen, rejected, source, category). Files are JSONL (one object a line) or a JSON
 list. Every bad record raises a DataError that names the file, the line and the field; with

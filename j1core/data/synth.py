@@ -2,7 +2,7 @@
 
     python generate.py synth math --model smollm2-135m-instruct --problems ../shared/data/GSM8K/test.jsonl \
         --samples 4 --limit 50 --out /tmp/math_pairs.jsonl
-    python -m pytest tests/test_synth.py -q
+    python -m pytest tests/data/test_synth.py -q
 
 noisy: for each instruction x the model answers x (chosen), writes a modified instruction x' that is
 close to x but asks for something else, then answers x' (rejected: a good answer to the wrong question).
@@ -323,16 +323,11 @@ def add_synth_args(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--max-batch-tokens", type=int, default=65536, help="rollout engine token budget")
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
 
 def run_synth(args) -> dict:
     """`generate.py synth`: load inputs and the model, generate, print and return the summary."""
     from j1core.engine.rollout import RolloutEngine
-    from j1core.model import load_model
+    from j1core.model import load_model, pick_device
 
     if args.mode == "noisy" and not args.prompts:
         raise SystemExit("synth noisy needs --prompts FILE")
@@ -340,7 +335,7 @@ def run_synth(args) -> dict:
         raise SystemExit("synth math needs --problems FILE")
     items = read_instructions(args.prompts) if args.mode == "noisy" else read_problems(args.problems)
     items = items[:args.limit] if args.limit is not None else items
-    device = resolve_device(args.device)
+    device = str(pick_device(args.device))
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=device, cache_dir=args.model_cache)
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
     settings = SynthSettings(args.model, args.seed, args.temperature, args.max_new_tokens, args.samples,

@@ -1,6 +1,6 @@
 """Inputs of `generate.py synth`: instructions (JSONL/JSON, FollowBench) and math problems (GSM8K, MATH-500).
 
-    python -m pytest tests/test_synth.py -q -k inputs
+    python -m pytest tests/data/test_synth.py -q -k inputs
 
 Every input becomes a SourceItem with a stable source id, so re-runs can skip what is done:
 - instructions: JSONL or a JSON list of objects with "prompt" or "instruction" (id from "id", else the line);

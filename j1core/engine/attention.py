@@ -1,6 +1,6 @@
 """Attention of the rollout engine over its KV caches: prefill blocks, and decode with a shared prompt cache.
 
-    python -m pytest tests/test_attention.py -q
+    python -m pytest tests/engine/test_attention.py -q
 
 Prefill (`BlockAttention`): a block of S new tokens per row is written into a KVCache at one column and
 attends, with an explicit boolean mask, to everything cached before it (SDPA, GQA without repeating K/V;

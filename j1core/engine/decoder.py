@@ -1,6 +1,6 @@
 """Compact Llama / Qwen2 decoder over a Hugging Face model's weights, for fast batched rollouts.
 
-    python -m pytest tests/test_rollout.py -q
+    python -m pytest tests/engine/test_rollout.py -q
 
 Embed -> per layer (RMSNorm, fused q/k/v projection with optional biases (Qwen2), RoPE, GQA attention over a
 preallocated KVCache, o projection, RMSNorm, fused gate/up SwiGLU MLP) -> final norm -> LM head on the

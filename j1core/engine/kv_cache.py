@@ -1,6 +1,6 @@
 """Preallocated key/value cache of the rollout engine: one tensor [layers, 2, batch, kv_heads, max_len, head_dim].
 
-    python -m pytest tests/test_rollout.py -q
+    python -m pytest tests/engine/test_rollout.py -q
 
 Rows are sequences, columns are cache slots. The decoder writes a block of new keys/values at a column and
 reads the prefix up to the end of that block; rows that finished are dropped by `compact` (one copy), so they

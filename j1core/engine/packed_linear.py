@@ -1,6 +1,6 @@
 """CPU matmuls on weights reordered once into oneDNN's blocked layout, for the rollout decoder.
 
-    python -m pytest tests/test_packed_linear.py -q     (speed: python bench/rollout.py)
+    python -m pytest tests/engine/test_packed_linear.py -q     (speed: python bench/rollout.py)
 
 A decode step multiplies ~64 rows by every weight matrix of the model. With the weights in their plain
 row-major layout (F.linear -> MKL sgemm) the gate/up and q/k/v products ran at 54-102 GFLOP/s on 2 cores

@@ -1,6 +1,6 @@
 """Batched rollout engine: n samples per prompt from one shared prefill and a preallocated KV cache.
 
-    python -m pytest tests/test_rollout.py tests/test_sampling.py -q     (speed: python bench/rollout.py)
+    python -m pytest tests/engine/test_rollout.py tests/engine/test_sampling.py -q     (speed: python bench/rollout.py)
 
 generate(prompts, n, ...) returns, for every prompt, n Completions (token ids, the log-prob of each sampled
 token, why it stopped). How the work is shared:

@@ -1,6 +1,6 @@
 """Next-token choice for the rollout engine: temperature, top-k, top-p, greedy, and the sampling log-prob.
 
-    python -m pytest tests/test_sampling.py -q
+    python -m pytest tests/engine/test_sampling.py -q
 
 Log-probs are always of the temperature-scaled *full* distribution, `log_softmax(logits / T)`, before any
 top-k / top-p truncation or min-new-tokens masking: that is the distribution the trainer recomputes in its

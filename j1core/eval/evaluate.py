@@ -1,7 +1,7 @@
 """Run a judge over a benchmark, both orders of every pair, and write judgments.jsonl, report.json, report.md.
 
     python generate.py judge --model smollm2-135m-instruct --benchmark llmbar --subset Natural --out runs/eval
-    python -m pytest tests/test_evaluate.py
+    python -m pytest tests/eval/test_evaluate.py
 
 Pairwise formats judge (x, chosen, rejected) and (x, rejected, chosen); pointwise judges each response
 alone. Every prompt gets --samples completions from the rollout engine (greedy at --temperature 0).
@@ -32,6 +32,7 @@ from j1core.data.pairs import load_pairs, stable_hash
 from j1core.eval.metrics import HEADLINE, METRICS, compute_report
 from j1core.judge.prompts import FORMATS, OPEN_THINK, forced_suffix, is_pairwise, judge_prompt_ids, render_answer
 from j1core.judge.rewards import judged_winner, parse_judgment
+from j1core.runlog import progress_bar
 
 SOURCES = BENCHMARKS + ("builtin", "jsonl")
 # Settings that change what a judgment is; resuming with a different value would mix two evaluations.
@@ -281,7 +282,7 @@ def judge_items(items, judge, fmt: str, path: Path, samples: int = 1, chunk_size
     """Judge every item not yet complete in `path`, chunk by chunk; returns how many items were judged."""
     done = {r["key"] for r in read_judgments(path)}
     todo = [it for it in items if any(f"{it.key}|{s}" not in done for s in range(samples))]
-    bar = progress_bar(len(items), len(items) - len(todo), progress)
+    bar = progress_bar(len(items), len(items) - len(todo), "judge", progress, unit="prompt")
     right = []
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
@@ -297,11 +298,6 @@ def judge_items(items, judge, fmt: str, path: Path, samples: int = 1, chunk_size
     bar.close()
     return len(todo)
 
-
-def progress_bar(total: int, initial: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="prompt", desc="judge", disable=not enabled, dynamic_ncols=True)
 
 
 # ---------------------------------------------------------------- report
@@ -383,16 +379,11 @@ def headline_line(report: dict) -> str:
 
 # ---------------------------------------------------------------- entry point
 
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
 
 def run_judge(args) -> dict:
     """`generate.py judge`: judge, resume if interrupted, write the reports; returns report.json's content."""
     from j1core.engine.rollout import RolloutEngine
-    from j1core.model import load_model
+    from j1core.model import load_model, pick_device
 
     check_args(args)
     started = time.time()
@@ -401,7 +392,7 @@ def run_judge(args) -> dict:
     identity = {name: getattr(args, name) for name in RUN_IDENTITY}
     check_run_identity(out_dir, identity)
     pairs = load_eval_pairs(args.benchmark, args.data, args.subset, args.limit, args.seed)
-    device = pick_device(args.device)
+    device = str(pick_device(args.device))
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=device, cache_dir=args.model_cache)
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
     if args.forced_verdict:

@@ -1,6 +1,6 @@
 """Judge metrics from per-judgment records: accuracy, position consistency, flip rate, SC@k, Mean-Score@k.
 
-    python -m pytest tests/test_judge_metrics.py
+    python -m pytest tests/eval/test_metrics.py
 
 Pure functions over plain dicts (the lines of judgments.jsonl), no model. One record is one judge output:
     pair_id, category, sample (0..k-1), parsed (bool), winner ("A"|"B"|"tie"|None, from rewards.judged_winner),

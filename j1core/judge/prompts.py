@@ -1,6 +1,6 @@
 """Judge prompts for the four J1 formats, rendered through the tokenizer's chat template.
 
-    python -m pytest tests/test_prompts.py
+    python -m pytest tests/judge/test_prompts.py
 
 Formats:
   pairwise         which of A and B is better       -> <answer>[[A]]</answer> or <answer>[[B]]</answer>

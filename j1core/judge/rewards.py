@@ -1,6 +1,6 @@
 """Parse judge completions and turn them into GRPO rewards: correctness, consistency, score agreement.
 
-    python -m pytest tests/test_rewards.py
+    python -m pytest tests/judge/test_rewards.py
 
 Parsing is strict; anything off the rules below is unparseable and earns 0 (never an exception):
   * `text` is the decoded completion (special tokens skipped). Leading ASCII whitespace is ignored.

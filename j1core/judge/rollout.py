@@ -1,6 +1,6 @@
 """Sample G judgments per prompt and pack them into the padded batch the loss consumes.
 
-    python -m pytest tests/test_judge_rollout.py -q
+    python -m pytest tests/judge/test_rollout.py -q
 
 Two ways to sample a pairwise judgment:
 - free: the judge writes up to --max-new-tokens after the pre-opened "<think>", and the reward parses it;

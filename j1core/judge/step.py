@@ -1,6 +1,6 @@
 """One step's judge prompts, their rewards, and the batch metrics: the glue between pairs and GRPO groups.
 
-    python -m pytest tests/test_judging.py
+    python -m pytest tests/judge/test_step.py
 
 Every pair becomes two prompts that are scored together:
 - pairwise formats: slot 0 is the order (x, chosen, rejected) with gold A, slot 1 is (x, rejected, chosen) with gold B;

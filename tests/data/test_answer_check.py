@@ -1,4 +1,4 @@
-"""Tests of final-answer extraction and verification: python -m pytest tests/test_answer_check.py -q"""
+"""Tests of final-answer extraction and verification: python -m pytest tests/data/test_answer_check.py -q"""
 import itertools
 import json
 from fractions import Fraction

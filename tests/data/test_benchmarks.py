@@ -1,6 +1,6 @@
 """Tests for j1core/data/benchmarks.py: label mapping on tiny fake files, and whole-file counts on ../shared/data.
 
-    python -m pytest tests/test_benchmarks.py -q
+    python -m pytest tests/data/test_benchmarks.py -q
 """
 import json
 import re

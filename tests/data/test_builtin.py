@@ -1,6 +1,6 @@
 """Tests for j1core/data/builtin.py: determinism, size, distinctness, a fixed held-out split, correct math answers.
 
-    python -m pytest tests/test_builtin.py -q
+    python -m pytest tests/data/test_builtin.py -q
 """
 import random
 import re

@@ -1,6 +1,6 @@
 """Tests for j1core/data/pairs.py: validation messages, skip counting, both orders, splits, stream resume.
 
-    python -m pytest tests/test_data.py -q
+    python -m pytest tests/data/test_pairs.py -q
 """
 import json
 import random

@@ -1,6 +1,6 @@
 """Tests of `generate.py synth` (j1core/data/synth.py, j1core/data/synth_inputs.py).
 
-    python -m pytest tests/test_synth.py -q
+    python -m pytest tests/data/test_synth.py -q
 
 Most tests drive the pipeline with a scripted sampler (given texts per message); the tiny-model tests run
 the real RolloutEngine end to end.

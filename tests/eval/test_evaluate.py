@@ -1,7 +1,7 @@
 """The judge run: scripted judges through the resumable loop, forced-verdict logits, and end-to-end runs of a
 tiny random model over every benchmark adapter.
 
-    python -m pytest tests/test_evaluate.py
+    python -m pytest tests/eval/test_evaluate.py
 """
 import argparse
 import json

@@ -1,6 +1,6 @@
 """Judge metrics on scripted judges (no model) and hand-computed SC@k / Mean-Score@k cases.
 
-    python -m pytest tests/test_judge_metrics.py
+    python -m pytest tests/eval/test_metrics.py
 """
 import math
 

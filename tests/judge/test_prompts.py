@@ -1,6 +1,6 @@
 """Tests for j1core/judge/prompts.py: messages, chat-templated ids, the shared prefix of both orders, answer helpers.
 
-    python -m pytest tests/test_prompts.py
+    python -m pytest tests/judge/test_prompts.py
 """
 import random
 

@@ -1,6 +1,6 @@
 """Tests for j1core/judge/rewards.py: strict parsing, adversarial texts, every reward path, pairing against loops.
 
-    python -m pytest tests/test_rewards.py
+    python -m pytest tests/judge/test_rewards.py
 """
 import math
 import random
