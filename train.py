@@ -11,11 +11,7 @@ from j1core.config import parse_config
 
 def main(argv=None) -> int:
     cfg = parse_config(argv)
-    if cfg.zero_stage or cfg.deepspeed_config or cfg.local_rank >= 0:
-        from j1core.zero import DistributedTrainer as Trainer
-    else:
-        from j1core.trainer import Trainer
-    from j1core.trainer import BadStepsError
+    from j1core.trainer import BadStepsError, Trainer  # under the deepspeed launcher it shards with ZeRO-3
 
     try:
         Trainer(cfg).train()

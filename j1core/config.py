@@ -43,7 +43,6 @@ class TrainConfig:
     top_p: float = 1.0
     top_k: int = 0
     max_batch_tokens: int = 65536
-    one_pass: bool = True
     # optimisation
     max_steps: int = 70
     lr: float = 1.5e-5
@@ -112,8 +111,6 @@ HELP = {
     "top_p": "nucleus sampling for rollouts (1 = off)",
     "top_k": "top-k sampling for rollouts (0 = off)",
     "max_batch_tokens": "KV-cache token budget of the rollout engine",
-    "one_pass": "one-letter verdicts (forced, no reasoning, beta 0, one update per batch) are sampled from the "
-                "policy pass itself, with no engine rollout (same samples and gradients; single process only)",
     "max_steps": "optimizer steps to train",
     "lr": "AdamW learning rate",
     "lr_schedule": "constant or cosine after warm-up",
@@ -148,7 +145,7 @@ GROUPS = {
     "judge format and reward": ("format", "reward", "pairing", "format_reward", "forced_verdict",
                                 "max_think_tokens"),
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
-                "max_batch_tokens", "one_pass"),
+                "max_batch_tokens"),
     "optimisation": ("max_steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
                      "freeze_embeddings", "micro_batch_size"),
     "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio"),

@@ -1,8 +1,11 @@
-"""The GRPO trainer: one step reads top to bottom, rollout -> reward -> advantage -> loss -> step -> log -> save.
+"""The GRPO trainer: one step reads top to bottom.
 
     python train.py --max-steps 3 --output runs/try
 
-Single process by default; under the deepspeed launcher the policy is wrapped by j1core.zero (ZeRO-3).
+train_step: the step's pairs -> judge prompts (both orders) -> rollout on the engine -> rewards ->
+group-relative advantages -> loss and backward over micro-batches -> optimizer step -> engine refresh ->
+metrics. Where the models live (one process, or ZeRO-3 shards under the deepspeed launcher) is the
+backend's business (j1core/backend.py, j1core/zero.py); the step is the same for both.
 """
 from __future__ import annotations
 
@@ -13,22 +16,24 @@ from pathlib import Path
 
 import torch
 
-from j1core.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from j1core.backend import LocalBackend
+from j1core.checkpoint import capture_rng, restore_rng
 from j1core.config import TrainConfig
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
 from j1core.engine.rollout import RolloutEngine
 from j1core.grpo import group_advantages, policy_loss
 from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judge.step import build_prompts, score_step, step_metrics
-from j1core.logprobs import token_logprobs
-from j1core.model import load_model, pick_device, resolve_dtype
+from j1core.model import resolve_dtype
 from j1core.runlog import MetricsLogger, plot_curves, progress_bar
-from j1core.verdict_pass import one_pass_applies, verdict_loss, verdict_rollout
 
 
 class BadStepsError(RuntimeError):
     pass
 
+
+def uses_deepspeed(cfg: TrainConfig) -> bool:
+    return bool(cfg.zero_stage or cfg.deepspeed_config or cfg.local_rank >= 0)
 
 
 def load_training_pairs(cfg: TrainConfig):
@@ -46,20 +51,6 @@ def load_training_pairs(cfg: TrainConfig):
     return split_pairs(pairs, cfg.heldout_fraction, seed=cfg.seed)[0]
 
 
-def freeze_embeddings(model) -> None:
-    """Take the token embeddings (and an untied LM head) out of training. Why one would: with tied embeddings
-    the LM-head rows of the verdict letters set the judge's A-vs-B bias directly, and Adam moves them by about
-    lr per coordinate every step however noisy their gradient (in our runs freezing them did not remove the
-    final bias; README, training section)."""
-    model.get_input_embeddings().weight.requires_grad_(False)
-    model.get_output_embeddings().weight.requires_grad_(False)
-
-
-def trained_parameters(model) -> list:
-    """The parameters the optimizer updates (a checkpoint's optimizer state is saved in this order)."""
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up to cfg.lr, then constant or cosine decay to zero at max_steps (step counts from 0)."""
     if step < cfg.warmup_steps:
@@ -71,21 +62,26 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 class Trainer:
-    supports_one_pass = True  # one-letter verdicts sampled by the policy pass itself (off under DeepSpeed)
+    """GRPO over judge prompts. policy/tokenizer/reference/pairs: given objects instead of loading them
+    (tests); backend: a j1core.backend.LocalBackend or j1core.zero.ZeroBackend (default: chosen from cfg)."""
 
-    def __init__(self, cfg: TrainConfig, policy=None, tokenizer=None, reference=None, pairs=None):
+    def __init__(self, cfg: TrainConfig, policy=None, tokenizer=None, reference=None, pairs=None, backend=None):
         self.cfg = cfg
-        self.device = pick_device(cfg.device)
-        self.is_main = True
+        if backend is None and uses_deepspeed(cfg):
+            from j1core.zero import ZeroBackend
+
+            backend = ZeroBackend(cfg)
+        self.backend = backend or LocalBackend(cfg)
+        self.device, self.is_main = self.backend.device, self.backend.is_main
         torch.manual_seed(cfg.seed)
-        self.policy, self.tokenizer, self.reference = self.build_models(policy, tokenizer, reference)
+        self.policy, self.tokenizer, self.reference = self.backend.load_models(policy, tokenizer, reference)
+        self.optimizer = self.backend.optimizer
         self.autocast_dtype = resolve_dtype(cfg.dtype)
-        # One-letter verdicts without reasoning: the policy pass samples them itself (j1core/verdict_pass.py).
-        self.one_pass = cfg.one_pass and self.supports_one_pass and one_pass_applies(cfg)
-        self.engine = None if self.one_pass else self.build_engine()
+        with self.backend.full_weights() as weights:
+            self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
+                                        device=self.device, state_dict=weights)
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
         self.stream = PairStream(train_pairs, seed=cfg.seed)
-        self.optimizer = self.build_optimizer()
         self.max_completion_length = max_completion_tokens(cfg, self.tokenizer)
         self.step, self.bad_steps_in_row, self.bad_steps_total = 0, 0, 0
         self.output = Path(cfg.output)
@@ -96,57 +92,15 @@ class Trainer:
         if self.is_main:
             self.logger.truncate_after(self.step)
 
-    # ---- construction (overridden by j1core.zero) ----------------------------------------------
-    def build_models(self, policy, tokenizer, reference):
-        cfg = self.cfg
-        if policy is None:
-            policy, tokenizer = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
-        if cfg.beta > 0 and reference is None:
-            reference, _ = load_model(cfg.model, dtype="fp32", device=self.device, cache_dir=cfg.model_cache)
-        if reference is not None:
-            reference.requires_grad_(False).eval()
-        if cfg.freeze_embeddings:
-            freeze_embeddings(policy)
-        return policy, tokenizer, reference
-
-    def build_engine(self):
-        return RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=self.cfg.max_batch_tokens)
-
-    def build_optimizer(self):
-        # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
-        return torch.optim.AdamW(trained_parameters(self.policy), lr=self.cfg.lr,
-                                 weight_decay=self.cfg.weight_decay, fused=True)
-
-    def local_share(self, pairs):
-        """The pairs this process judges (all of them; a rank's slice under DeepSpeed)."""
-        return pairs
-
-    def advantages(self, rewards):
-        return group_advantages(rewards, self.cfg.group_size, scale=self.cfg.adv_scale)
-
-    def backward(self, loss):
-        loss.backward()
-
-    def sync_engine(self):
-        """Hand the updated policy weights to the rollout engine (a copy, refreshed in place)."""
-        if self.engine is not None:
-            self.engine.load_weights(self.policy)
-
     # ---- one step -------------------------------------------------------------------------------------
     def train_step(self) -> dict:
         cfg, times = self.cfg, {}
-        pairs = self.local_share(self.stream.take(cfg.pairs_per_step))
+        pairs = self.backend.shard(self.stream.take(cfg.pairs_per_step))
         prompts = build_prompts(pairs, cfg.format, self.tokenizer)
 
         t = time.perf_counter()
-        if self.one_pass:  # the rollout is the policy pass's forward, kept for the backward below
-            self.policy.train()
-            self.optimizer.zero_grad(set_to_none=True)
-            with self.autocast():
-                hidden, samples = verdict_rollout(self.policy, self.tokenizer, prompts, cfg, self.step, self.device)
-        else:
-            self.policy.eval()
-            samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, step=self.step)
+        self.policy.eval()
+        samples = generate_judgments(self.engine, self.tokenizer, prompts, cfg, step=self.step)
         times["rollout_seconds"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -156,38 +110,12 @@ class Trainer:
         advantages = self.advantages(flat_rewards)
         times["reward_seconds"] = time.perf_counter() - t
 
-        if self.one_pass:
-            stats, n_new = self.one_pass_update(hidden, samples, advantages, times)
-        else:
-            stats, n_new = self.engine_update(prompts, samples, advantages, times)
-
-        total = sum(times.values())
-        return {"step": self.step + 1, "reward_mean": flat_rewards.mean().item(),
-                "reward_std": flat_rewards.std().item(), **step_metrics(prompts, texts), **stats,
-                "completion_length": sum(len(s.token_ids) for g in samples for s in g) / flat_rewards.numel(),
-                "lr": lr_at(cfg, self.step), **times, "tokens_per_second": n_new / max(total, 1e-9)}
-
-    def one_pass_update(self, hidden, samples, advantages, times):
-        """Backward from the hidden states the rollout kept, then the optimizer step -> (stats, trained tokens)."""
-        t = time.perf_counter()
-        with self.autocast():
-            loss, stats = verdict_loss(self.policy, hidden, samples, advantages, self.cfg, self.max_completion_length)
-        self.backward(loss)
-        stats["loss"] = loss.item()
-        times["loss_seconds"] = time.perf_counter() - t
-        t = time.perf_counter()
-        stats.update(self.optimizer_step(stats["loss"]))
-        times["optimizer_seconds"] = time.perf_counter() - t
-        return stats, len(advantages)
-
-    def engine_update(self, prompts, samples, advantages, times):
-        """Loss and optimizer steps over the engine's samples -> (stats, trained tokens)."""
         t = time.perf_counter()
         batch = pack_batch(prompts, samples, self.tokenizer.pad_token_id)
         ref_logp = self.reference_logprobs(batch)
         times["reference_seconds"] = time.perf_counter() - t
         stats = {}
-        for _ in range(self.cfg.updates_per_batch):
+        for _ in range(cfg.updates_per_batch):
             t = time.perf_counter()
             loss, stats = self.accumulate_gradients(batch, advantages, ref_logp)
             times["loss_seconds"] = times.get("loss_seconds", 0.0) + time.perf_counter() - t
@@ -195,7 +123,26 @@ class Trainer:
             stats.update(self.optimizer_step(loss))
             times["optimizer_seconds"] = times.get("optimizer_seconds", 0.0) + time.perf_counter() - t
         self.sync_engine()
-        return stats, int(batch["loss_mask"].sum())
+
+        rows, tokens = batch["loss_mask"].shape[0], int(batch["loss_mask"].sum())
+        token_keys = tuple(k for k in stats if k not in ("loss", "grad_norm", "skipped", "bad_steps_total"))
+        metrics = {"step": self.step + 1, "reward_mean": flat_rewards.mean().item(),
+                   "reward_std": flat_rewards.std().item(), **step_metrics(prompts, texts), **stats,
+                   "completion_length": sum(len(s.token_ids) for g in samples for s in g) / flat_rewards.numel(),
+                   "lr": lr_at(cfg, self.step), **times,
+                   "tokens_per_second": tokens / max(sum(times.values()), 1e-9)}
+        return self.backend.reduce_metrics(metrics, rows, tokens, token_keys)
+
+    def advantages(self, rewards):
+        """Group-relative advantages; --adv-scale batch divides by the std of the whole (all ranks') batch."""
+        if self.cfg.adv_scale != "batch":
+            return group_advantages(rewards, self.cfg.group_size, scale=self.cfg.adv_scale)
+        return group_advantages(rewards, self.cfg.group_size, scale="none") / (self.backend.batch_std(rewards) + 1e-4)
+
+    def sync_engine(self):
+        """Hand the updated policy weights to the rollout engine (its copy, refreshed in place)."""
+        with self.backend.full_weights() as weights:
+            self.engine.load_weights(weights)
 
     # ---- log-probs and loss ---------------------------------------------------------------------------
     def micro_batches(self, batch):
@@ -214,9 +161,7 @@ class Trainer:
     def logprobs(self, model, mb, with_entropy=False):
         """Per-token log-probs; each group's prompt runs once and its G completions attend to its KV."""
         with self.autocast():
-            return token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["loss_mask"],
-                                  temperature=self.cfg.temperature, return_entropy=with_entropy,
-                                  prompt_lengths=mb["prompt_lengths"], group_size=self.cfg.group_size)
+            return self.backend.logprobs(model, mb, self.cfg.temperature, with_entropy, self.cfg.group_size)
 
     @torch.no_grad()
     def reference_logprobs(self, batch):
@@ -228,11 +173,13 @@ class Trainer:
         return out
 
     def accumulate_gradients(self, batch, advantages, ref_logp):
-        """Backward over micro-batches, each weighted so the sum equals the loss of the whole batch."""
+        """Backward over micro-batches, each weighted so that the sum over all micro-batches (of all ranks)
+        is the loss of the whole batch -> (that loss, this process's per-token stats)."""
         cfg = self.cfg
         self.policy.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        n_seqs, n_tokens = batch["loss_mask"].shape[0], batch["loss_mask"].sum().item()
+        self.backend.zero_grad()
+        n_tokens = batch["loss_mask"].sum().item()
+        all_seqs, all_tokens = (self.backend.all_sum(x) for x in (batch["loss_mask"].shape[0], n_tokens))
         total_loss, sums = 0.0, {}
         for rows, mb in self.micro_batches(batch):
             logp, entropy = self.logprobs(self.policy, mb, with_entropy=True)
@@ -246,31 +193,21 @@ class Trainer:
                                    kl_times_ratio=cfg.kl_times_ratio)
             mb_tokens = mb["loss_mask"].sum().item()
             mb_seqs = mb["input_ids"].shape[0]
-            share = mb_tokens / n_tokens if cfg.loss_type in ("bnpo", "dapo") else mb_seqs / n_seqs
-            self.backward(loss * share)
+            share = mb_tokens / all_tokens if cfg.loss_type in ("bnpo", "dapo") else mb_seqs / all_seqs
+            self.backend.backward(loss * share)
             total_loss += loss.item() * share
             st["entropy"] = (entropy.float() * mb["loss_mask"]).sum().item() / max(mb_tokens, 1)
             for k, v in st.items():
                 sums[k] = sums.get(k, 0.0) + v * mb_tokens
         stats = {k: v / max(n_tokens, 1) for k, v in sums.items()}
-        stats["loss"] = total_loss
-        return total_loss, stats
+        stats["loss"] = self.backend.all_sum(total_loss)
+        return stats["loss"], stats
 
     def optimizer_step(self, loss) -> dict:
-        cfg = self.cfg
-        params = [p for p in self.policy.parameters() if p.grad is not None]
-        max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm).item()
-        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.bad_steps_in_row += 1
-            self.bad_steps_total += 1
-            return {"grad_norm": grad_norm, "skipped": 1, "bad_steps_total": self.bad_steps_total}
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(cfg, self.step)
-        self.optimizer.step()
-        self.bad_steps_in_row = 0
-        return {"grad_norm": grad_norm, "skipped": 0, "bad_steps_total": self.bad_steps_total}
+        grad_norm, applied = self.backend.step(lr_at(self.cfg, self.step), loss)
+        self.bad_steps_in_row = 0 if applied else self.bad_steps_in_row + 1
+        self.bad_steps_total += not applied
+        return {"grad_norm": grad_norm, "skipped": int(not applied), "bad_steps_total": self.bad_steps_total}
 
     # ---- loop, checkpoints, signals -------------------------------------------------------------------
     def train(self) -> Path:
@@ -303,17 +240,21 @@ class Trainer:
     def request_stop(self, signum, frame):
         self.stop_requested = True
 
-    def save(self):
-        state = {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
-                 "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
-                 "config": vars(self.cfg)}
-        save_checkpoint(self.output / "checkpoint", self.policy, self.tokenizer, self.optimizer, state)
+    def state_dict(self) -> dict:
+        """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
+        return {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
+                "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
+                "config": vars(self.cfg)}
 
-    def resume(self, run_dir: Path):
-        state = load_checkpoint(run_dir / "checkpoint", self.policy, self.optimizer)
+    def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])
         self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
         restore_rng(state["rng"])
-        self.sync_engine()
 
+    def save(self):
+        self.backend.save(self.output, self.tokenizer, self.state_dict())
+
+    def resume(self, run_dir: Path):
+        self.load_state_dict(self.backend.load(run_dir))
+        self.sync_engine()

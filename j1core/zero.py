@@ -1,41 +1,42 @@
-"""The GRPO trainer sharded with DeepSpeed ZeRO-3 across ranks and machines: j1core.trainer.Trainer, re-hooked.
+"""DeepSpeed ZeRO-3 as the trainer's backend: the policy sharded across ranks and machines.
 
     deepspeed --no_local_rank --num_gpus 2 train.py --zero-stage 3     (tests: pytest tests/test_zero.py)
 
-What changes against the single-process trainer, hook by hook:
-- build_models: the policy (and, with --beta > 0, the frozen reference) is built inside deepspeed.zero.Init
+ZeroBackend has the methods of j1core.backend.LocalBackend; the trainer's step is the same on both. What
+each does here:
+- load_models: the policy (and, with --beta > 0, the frozen reference) is built inside deepspeed.zero.Init
   (a live transformers HfDeepSpeedConfig makes from_pretrained do it), so no rank ever holds a full model while
   loading. The policy is wrapped in `LogprobModule`, whose forward is token_logprobs: that function reads the LM
   head weight outside the head's own forward, so the weight is registered as an external parameter of the
   wrapper and ZeRO-3 gathers it for the forward and again for the backward. The reference is a ZeRO-3
-  inference engine (no optimizer), or a plain full copy on CPU with --ref-on-cpu.
-- build_engine / sync_engine: the rollout engine owns a full copy of the weights; it is filled from the
-  parameters gathered once (GatheredParameters) at start and once per step.
-- build_optimizer: DeepSpeed's ZeRO-3 optimizer over torch AdamW (config `torch_adam`), so the update is the
-  single-process arithmetic on each rank's partition; `gradient_clipping` = --max-grad-norm. The trainer sets
-  the learning rate of every step in the base optimizer's param_groups, which the ZeRO-3 step reads.
-- local_share: each rank judges a contiguous slice of the step's pairs (both orders and all G samples of a
-  pair stay on one rank); --pairs-per-step must divide by the world size.
+  inference engine (no optimizer), or a plain full copy on CPU with --ref-on-cpu. The optimizer is DeepSpeed's
+  ZeRO-3 optimizer over torch AdamW (config `torch_adam`), so the update is the single-process arithmetic on
+  each rank's partition; `gradient_clipping` = --max-grad-norm.
+- full_weights: the parameters gathered (GatheredParameters) for the rollout engine's full copy, at start
+  and once per step.
+- shard: each rank judges a contiguous slice of the step's pairs (both orders and all G samples of a pair
+  stay on one rank); --pairs-per-step must divide by the world size.
+- all_sum / batch_std: the trainer weights micro-batches by their share of the global batch and divides
+  --adv-scale batch advantages by the std of all ranks' rewards.
 - backward: `managed_gradient_accumulation: false` with gradient_accumulation_steps 1, so engine.backward
-  neither rescales nor steps: the trainer's per-micro-batch weights carry over, and DeepSpeed averages the
-  ranks' gradients at engine.step(). That average is the batch gradient for grpo and dr_grpo (every rank has
-  the same number of sequences); for bnpo/dapo (token mean over the batch) each rank's loss is scaled by
-  world * its tokens / all tokens.
-- optimizer_step: engine.step(). Non-finite gradients: DeepSpeed itself skips the update when the global
-  gradient norm is inf or NaN (and zeroes the gradients); the step then counts as a bad step as in the
-  single-process trainer. Not covered: a non-finite loss whose gradients are finite is still applied.
-- metrics: reduced across ranks before logging (means weighted by each rank's samples or loss tokens, the
-  reward std recomputed from the ranks' moments, timings as the maximum); only rank 0 logs and draws.
-  flip_rate is weighted by samples, exact when both orders parse (forced verdicts), close otherwise.
-- save/resume: rank 0 writes the usual checkpoint directory, a plain HF model (weights consolidated from all
+  neither rescales nor steps; DeepSpeed averages the ranks' gradients at engine.step(), so each rank's loss is
+  scaled by the world size and the average is the batch gradient.
+- step: engine.step() with the step's learning rate in the base optimizer's param_groups. Non-finite
+  gradients: DeepSpeed itself skips the update when the global gradient norm is inf or NaN (and zeroes the
+  gradients); the trainer counts a bad step. Not covered: a non-finite loss whose gradients are finite.
+- reduce_metrics: means weighted by each rank's samples or loss tokens, the reward std recomputed from the
+  ranks' moments, timings as the maximum; only rank 0 logs and draws. flip_rate is weighted by samples, exact
+  when both orders parse (forced verdicts), close otherwise.
+- save/load: rank 0 writes the usual checkpoint directory, a plain HF model (weights consolidated from all
   ranks) loadable without DeepSpeed, with the trainer's JSON state; every rank writes its ZeRO partition of the
   fp32 master weights and AdamW state as safetensors + JSON under <output>/zero/step_N (no pickle). Resume
   restores those exactly and needs the same world size and a filesystem shared by all ranks.
-Left out: --adv-scale batch uses the std of the rank's own batch; --format mixed alternates formats by the
-pair's index within the rank's slice (the same as one process when the slice size is even).
+Left out: --format mixed alternates formats by the pair's index within the rank's slice (the same as one
+process when the slice size is even).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,12 +47,10 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from j1core.checkpoint import TRAINER_STATE, capture_rng, resolve_checkpoint, restore_rng, save_checkpoint, to_json
-from j1core.engine.rollout import RolloutEngine
-from j1core.grpo import group_advantages
+from j1core.backend import CHECKPOINT, freeze_embeddings, trained_parameters
+from j1core.checkpoint import TRAINER_STATE, capture_rng, resolve_checkpoint, save_checkpoint, to_json
 from j1core.logprobs import token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
-from j1core.trainer import Trainer, freeze_embeddings, lr_at, trained_parameters
 
 ZERO_DIR = "zero"
 SAME_ON_ALL_RANKS = ("step", "lr", "grad_norm", "skipped", "bad_steps_total", "loss")
@@ -135,27 +134,27 @@ class LogprobModule(torch.nn.Module):
                               return_entropy=return_entropy, prompt_lengths=prompt_lengths, group_size=group_size)
 
 
-# ---- the trainer -----------------------------------------------------------------------------------------
-class DistributedTrainer(Trainer):
-    supports_one_pass = False  # ZeRO-3 runs the policy through LogprobModule; one-pass is single-process
-    def __init__(self, cfg, policy=None, tokenizer=None, reference=None, pairs=None):
-        if policy is not None or reference is not None:
-            raise ValueError("DistributedTrainer builds its models itself (from --model) inside zero.Init")
-        self.rank, self.world, self.rank_device = init_distributed(cfg)
+# ---- the backend -----------------------------------------------------------------------------------------
+class ZeroBackend:
+    """The trainer's backend under the deepspeed launcher: the methods of j1core.backend.LocalBackend, sharded."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.rank, self.world, self.device = init_distributed(cfg)
+        self.is_main = self.rank == 0
         if cfg.pairs_per_step % self.world:
             raise ValueError(f"--pairs-per-step {cfg.pairs_per_step} does not divide by the {self.world} ranks: "
                              "each rank judges an equal, contiguous slice of the step's pairs")
         self.ds_config = deepspeed_config(cfg)
-        self.rank_weight, self.local_rows, self.local_tokens, self.token_keys = 1.0, 0, 0, ()
-        super().__init__(cfg, tokenizer=tokenizer, pairs=pairs)
+        self.policy = self.reference = self.optimizer = self.ds = self.ref_ds = None
 
-    # ---- construction ------------------------------------------------------------------------------------
-    def build_models(self, policy, tokenizer, reference):
+    def load_models(self, policy=None, tokenizer=None, reference=None):
         import deepspeed
         from transformers.integrations import HfDeepSpeedConfig
 
+        if policy is not None or reference is not None:
+            raise ValueError("under DeepSpeed the models are built from --model inside zero.Init")
         cfg = self.cfg
-        self.device, self.is_main = self.rank_device, self.rank == 0
         if tokenizer is None:
             tokenizer = load_tokenizer(cfg.model, cfg.model_cache)
         if cfg.beta > 0 and cfg.ref_on_cpu:  # loaded before zero.Init is switched on: a full copy per rank
@@ -167,99 +166,70 @@ class DistributedTrainer(Trainer):
         module = LogprobModule(policy)
         self.ds, *_ = deepspeed.initialize(model=module, model_parameters=trained_parameters(module),
                                            config=self.ds_config)
-        self.ref_ds = None
         if cfg.beta > 0 and not cfg.ref_on_cpu:
             reference = load_causal_lm(cfg, self.device).requires_grad_(False).eval()
             self.ref_ds, *_ = deepspeed.initialize(model=LogprobModule(reference),
                                                    config=inference_config(self.ds_config))
+        self.policy, self.reference, self.optimizer = policy, reference, self.ds.optimizer
         return policy, tokenizer, reference
 
-    def build_engine(self):
-        with self.gathered_policy():
-            return RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=self.cfg.max_batch_tokens,
-                                 device=self.device, state_dict=self.policy.state_dict())
-
-    def build_optimizer(self):
-        return self.ds.optimizer
-
-    def gathered_policy(self):
+    def gathered(self):
+        """Context manager: every policy parameter whole on every rank while it is open."""
         import deepspeed
 
         return deepspeed.zero.GatheredParameters(list(self.policy.parameters()))
 
-    def local_share(self, pairs):
+    @contextlib.contextmanager
+    def full_weights(self):
+        with self.gathered():
+            yield self.policy.state_dict()
+
+    def shard(self, pairs):
+        """This rank's contiguous slice of the step's pairs (both orders and all samples of a pair stay together)."""
         size = len(pairs) // self.world
         return pairs[self.rank * size:(self.rank + 1) * size]
 
-    def sync_engine(self):
-        with self.gathered_policy():
-            self.engine.load_weights(self.policy.state_dict())
-
-    # ---- forward, backward, step -------------------------------------------------------------------------
-    def logprobs(self, model, mb, with_entropy=False):
-        cfg = self.cfg
+    def logprobs(self, model, mb, temperature: float, with_entropy: bool, group_size: int):
         if model is self.reference and self.ref_ds is None:  # --ref-on-cpu
             mb = {k: v.cpu() for k, v in mb.items()}
             return token_logprobs(model, mb["input_ids"], mb["attention_mask"], mb["loss_mask"],
-                                  temperature=cfg.temperature, prompt_lengths=mb["prompt_lengths"],
-                                  group_size=cfg.group_size)
+                                  temperature=temperature, prompt_lengths=mb["prompt_lengths"],
+                                  group_size=group_size)
         engine = self.ds if model is self.policy else self.ref_ds
-        with self.autocast():
-            return engine(mb["input_ids"], mb["attention_mask"], mb["loss_mask"], temperature=cfg.temperature,
-                          return_entropy=with_entropy, prompt_lengths=mb["prompt_lengths"],
-                          group_size=cfg.group_size)
+        return engine(mb["input_ids"], mb["attention_mask"], mb["loss_mask"], temperature=temperature,
+                      return_entropy=with_entropy, prompt_lengths=mb["prompt_lengths"], group_size=group_size)
 
-    def accumulate_gradients(self, batch, advantages, ref_logp):
-        """The rank's share of the batch gradient; returns the loss of the global batch (the same on all ranks)."""
-        self.local_rows = batch["loss_mask"].shape[0]
-        self.local_tokens = int(batch["loss_mask"].sum())
-        all_tokens = self.all_sum(self.local_tokens)
-        token_mean = self.cfg.loss_type in ("bnpo", "dapo")
-        self.rank_weight = self.world * self.local_tokens / max(all_tokens, 1) if token_mean else 1.0
-        local_loss, stats = super().accumulate_gradients(batch, advantages, ref_logp)
-        self.token_keys = tuple(k for k in stats if k != "loss")
-        stats["loss"] = self.all_sum(local_loss * self.rank_weight) / self.world
-        return stats["loss"], stats
-
-    def advantages(self, rewards):
-        """Group-relative advantages; with --adv-scale batch the std is of the global batch, across ranks."""
-        if self.cfg.adv_scale != "batch":
-            return super().advantages(rewards)
-        n, total, squares = (self.all_sum(float(x)) for x in (rewards.numel(), rewards.sum(), (rewards ** 2).sum()))
-        std = math.sqrt(max(squares - total * total / n, 0.0) / (n - 1)) if n > 1 else 0.0
-        return group_advantages(rewards, self.cfg.group_size, scale="none") / (std + 1e-4)
-
-    def backward(self, loss):
-        self.ds.backward(loss * self.rank_weight, scale_wrt_gas=False)
-
-    def optimizer_step(self, loss) -> dict:
-        for group in self.optimizer.optimizer.param_groups:
-            group["lr"] = lr_at(self.cfg, self.step)
-        self.ds.step()
-        grad_norm = float(self.ds.get_global_grad_norm())
-        if not self.ds.was_step_applied():
-            self.bad_steps_in_row += 1
-            self.bad_steps_total += 1
-            return {"grad_norm": grad_norm, "skipped": 1, "bad_steps_total": self.bad_steps_total}
-        self.bad_steps_in_row = 0
-        return {"grad_norm": grad_norm, "skipped": 0, "bad_steps_total": self.bad_steps_total}
-
-    # ---- metrics -----------------------------------------------------------------------------------------
-    def train_step(self) -> dict:
-        return self.reduce_metrics(super().train_step())
+    def comm_device(self):
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
     def all_sum(self, value: float) -> float:
         t = torch.tensor([float(value)], dtype=torch.float64, device=self.comm_device())
         dist.all_reduce(t)
         return t.item()
 
-    def comm_device(self):
-        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    def batch_std(self, rewards: torch.Tensor) -> float:
+        """Unbiased std of all ranks' rewards, from their counts, sums and sums of squares."""
+        n, total, squares = (self.all_sum(float(x)) for x in (rewards.numel(), rewards.sum(), (rewards ** 2).sum()))
+        return math.sqrt(max(squares - total * total / n, 0.0) / (n - 1)) if n > 1 else 0.0
 
-    def reduce_metrics(self, local: dict) -> dict:
-        """One step's metrics over all ranks: see reduce_rank_metrics for the rules."""
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def backward(self, loss) -> None:
+        # The trainer weights each micro-batch by its share of the global batch; DeepSpeed averages the ranks'
+        # gradients at step(), so each rank's part is scaled by the world size to make that average a sum.
+        self.ds.backward(loss * self.world, scale_wrt_gas=False)
+
+    def step(self, lr: float, loss: float) -> tuple[float, bool]:
+        for group in self.optimizer.optimizer.param_groups:
+            group["lr"] = lr
+        self.ds.step()
+        return float(self.ds.get_global_grad_norm()), bool(self.ds.was_step_applied())
+
+    def reduce_metrics(self, local: dict, rows: int, tokens: int, token_keys) -> dict:
+        """One step's metrics over all ranks: see pack_metrics for the rules."""
         keys = sorted(local)
-        packed = pack_metrics(local, keys, self.token_keys, self.local_rows, self.local_tokens)
+        packed = pack_metrics(local, keys, token_keys, rows, tokens)
         sums = torch.tensor(packed["sum"], dtype=torch.float64, device=self.comm_device())
         maxes = torch.tensor(packed["max"], dtype=torch.float64, device=self.comm_device())
         dist.all_reduce(sums)
@@ -267,38 +237,32 @@ class DistributedTrainer(Trainer):
         return unpack_metrics(local, keys, sums.tolist(), maxes.tolist())
 
     # ---- checkpoints -------------------------------------------------------------------------------------
-    def save(self):
-        zero_dir = self.output / ZERO_DIR / f"step_{self.step:08d}"
+    def save(self, output: Path, tokenizer, state: dict) -> None:
+        """Every rank its ZeRO partition under output/zero/step_N; rank 0 the consolidated HF checkpoint."""
+        zero_dir = output / ZERO_DIR / f"step_{state['step']:08d}"
         write_zero_shard(zero_dir, self.rank, self.world, self.optimizer)
         dist.barrier()
         full = self.ds._zero3_consolidated_16bit_state_dict()  # collective; the full weights on rank 0
         if self.is_main:
-            state = {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
-                     "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
-                     "config": vars(self.cfg), "world_size": self.world,
-                     "zero_dir": str(zero_dir.relative_to(self.output))}
+            state = {**state, "world_size": self.world, "zero_dir": str(zero_dir.relative_to(output))}
             weights = {k.removeprefix("model."): v for k, v in full.items()}
-            save_checkpoint(self.output / "checkpoint", ConsolidatedModel(self.policy, weights), self.tokenizer,
-                            None, state)
-            for old in (self.output / ZERO_DIR).iterdir():
+            save_checkpoint(output / CHECKPOINT, ConsolidatedModel(self.policy, weights), tokenizer, None, state)
+            for old in (output / ZERO_DIR).iterdir():
                 if old != zero_dir:
                     shutil.rmtree(old, ignore_errors=True)
         dist.barrier()
 
-    def resume(self, run_dir: Path):
-        found = resolve_checkpoint(run_dir / "checkpoint")
+    def load(self, run_dir: Path) -> dict:
+        """Restore this rank's partition; return the trainer state with this rank's RNG state in it."""
+        found = resolve_checkpoint(run_dir / CHECKPOINT)
         if found is None:
-            raise FileNotFoundError(f"{run_dir / 'checkpoint'}: no complete checkpoint to resume from")
+            raise FileNotFoundError(f"{run_dir / CHECKPOINT}: no complete checkpoint to resume from")
         state = json.loads((found / TRAINER_STATE).read_text())["state"]
         if state.get("world_size") != self.world:
             raise ValueError(f"{found / TRAINER_STATE}: field 'world_size' is {state.get('world_size')!r}; "
                              f"resuming the ZeRO partitions needs the same number of ranks ({self.world})")
         rng = read_zero_shard(run_dir / state["zero_dir"], self.rank, self.world, self.optimizer)
-        self.step = state["step"]
-        self.stream.load_state_dict(state["stream"])
-        self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
-        restore_rng(rng)
-        self.sync_engine()
+        return {**state, "rng": rng}
 
 
 class ConsolidatedModel:

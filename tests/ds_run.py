@@ -48,9 +48,9 @@ def scripted_judgments(engine, tokenizer, prompts, cfg, step):
 
 
 def run(argv):
-    from j1core.zero import DistributedTrainer
+    from j1core.trainer import Trainer
 
-    trainer = DistributedTrainer(parse_config(argv))
+    trainer = Trainer(parse_config(argv))  # launched with RANK/WORLD_SIZE and --zero-stage: a ZeroBackend
     trainer.train()
     return trainer
 
@@ -63,7 +63,7 @@ def partition_sizes(trainer) -> dict:
 
 def engine_weight_gap(trainer) -> float:
     """Largest difference between the rollout engine's embedding copy and the gathered policy's."""
-    with trainer.gathered_policy():
+    with trainer.backend.gathered():
         policy_embed = trainer.policy.get_input_embeddings().weight.detach().clone()
     return (trainer.engine.decoder.weights["embed"].cpu() - policy_embed.cpu()).abs().max().item()
 
@@ -76,7 +76,7 @@ def main(out: str, model: str) -> None:
     run(base + ["--max-steps", "3", "--output", str(out / "resumed")])
     trainer = run(base + ["--max-steps", "4", "--output", str(out / "resumed"), "--resume", str(out / "resumed")])
     report = {**partition_sizes(trainer), "engine_vs_policy": engine_weight_gap(trainer)}
-    (out / f"partition_rank{trainer.rank}.json").write_text(json.dumps(report))
+    (out / f"partition_rank{trainer.backend.rank}.json").write_text(json.dumps(report))
     run(base + ["--max-steps", "4", "--output", str(out / "straight")])
 
 
