@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-JUDGE_FORMATS = ("pairwise", "pairwise_scores", "scores_verdict", "pointwise", "mixed")
+from j1core.judge.prompts import FORMATS
+
+JUDGE_FORMATS = FORMATS + ("mixed",)  # mixed: one multitask judge, pairwise and pointwise pairs
 
 
 @dataclass
@@ -29,6 +31,7 @@ class TrainConfig:
     heldout_fraction: float = 0.1
     # judge format and reward
     format: str = "pairwise"
+    prompt_style: str = "compact"
     reward: str = "consistent"
     pairing: str = "expected"
     format_reward: float = 0.0
@@ -98,6 +101,8 @@ HELP = {
     "skip_invalid": "count and skip invalid pair records instead of stopping at the first",
     "heldout_fraction": "fraction of a user dataset held out from training (builtin data has a fixed split)",
     "format": "judge format: pairwise | pairwise_scores | scores_verdict | pointwise | mixed (pairwise + pointwise)",
+    "prompt_style": "judge prompt wording: compact (j1's), paper (the J1 paper's verbatim prompts), or a template "
+                    "file with {instruction}, {response_A}, {response_B} (pointwise: {response})",
     "reward": "consistent (pays only when right in both orders) or correct (each order on its own)",
     "pairing": "how rollouts of the two orders are matched: expected (x mean of the other order) or index",
     "format_reward": "weight of an extra reward for a parseable output",
@@ -142,7 +147,7 @@ HELP = {
 GROUPS = {
     "model": ("model", "model_cache", "device", "dtype"),
     "data": ("data", "benchmark", "skip_invalid", "heldout_fraction"),
-    "judge format and reward": ("format", "reward", "pairing", "format_reward", "forced_verdict",
+    "judge format and reward": ("format", "prompt_style", "reward", "pairing", "format_reward", "forced_verdict",
                                 "max_think_tokens"),
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
                 "max_batch_tokens"),

@@ -22,6 +22,11 @@ and closes it with the rest of the layout; render_answer(fmt, ...) writes that w
 """
 from __future__ import annotations
 
+import string
+from pathlib import Path
+
+from j1core.judge.paper_prompts import PAPER_TEMPLATES, PLACEHOLDERS
+
 FORMATS = ("pairwise", "pairwise_scores", "scores_verdict", "pointwise")
 
 OPEN_THINK = "<think>\n"
@@ -74,33 +79,63 @@ def is_pairwise(fmt: str) -> bool:
     return fmt != "pointwise"
 
 
-def judge_messages(fmt: str, prompt: str, response_a: str, response_b: str | None = None) -> list[dict]:
-    """System + user messages of one judge prompt; pointwise takes response_a alone."""
+PROMPT_STYLES = ("compact", "paper")
+
+
+def user_template(fmt: str, style: str) -> str | None:
+    """The paper's template for fmt, a user's template file (any other style value), or None for compact."""
+    if style == "compact":
+        return None
+    if style == "paper":
+        return PAPER_TEMPLATES[fmt]
+    path = Path(style)
+    if not path.is_file():
+        raise ValueError(f"--prompt-style {style!r}: not one of {PROMPT_STYLES} and not a template file")
+    text = path.read_text(encoding="utf-8")
+    wanted = PLACEHOLDERS["pairwise" if fmt != "pointwise" else "pointwise"]
+    found = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    if found != set(wanted):
+        raise ValueError(f"{path}: a {fmt} template needs exactly the placeholders "
+                         f"{', '.join('{' + n + '}' for n in wanted)}; it has {sorted(found) or 'none'}")
+    return text
+
+
+def judge_messages(fmt: str, prompt: str, response_a: str, response_b: str | None = None,
+                   style: str = "compact") -> list[dict]:
+    """The messages of one judge prompt; pointwise takes response_a alone. compact: j1's system + user
+    messages; paper (or a template file): one user message, the template filled in."""
     if is_pairwise(fmt):
         if response_b is None:
             raise ValueError(f"format {fmt!r} judges two responses: response_b is missing")
+    elif response_b is not None:
+        raise ValueError("format 'pointwise' judges one response: pass response_b=None")
+    template = user_template(fmt, style)
+    if template is not None:
+        values = {"instruction": prompt.strip(), "response_A": response_a.strip(), "response": response_a.strip()}
+        if response_b is not None:
+            values["response_B"] = response_b.strip()
+        return [{"role": "user", "content": template.format_map(values)}]
+    if response_b is not None:
         user = PAIR_TEMPLATE.format(prompt=prompt.strip(), response_a=response_a.strip(),
                                     response_b=response_b.strip())
     else:
-        if response_b is not None:
-            raise ValueError("format 'pointwise' judges one response: pass response_b=None")
         user = SINGLE_TEMPLATE.format(prompt=prompt.strip(), response=response_a.strip())
     system = SYSTEM_PROMPT + "\n\n" + FORMAT_INSTRUCTIONS[fmt]
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def judge_prompt_text(tokenizer, fmt: str, prompt: str, response_a: str, response_b: str | None = None,
-                      open_think: bool = True) -> str:
+                      open_think: bool = True, style: str = "compact") -> str:
     """The chat-templated prompt with the generation prompt added (and "<think>\\n" when open_think)."""
-    messages = judge_messages(fmt, prompt, response_a, response_b)
+    messages = judge_messages(fmt, prompt, response_a, response_b, style)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text + (OPEN_THINK if open_think else "")
 
 
 def judge_prompt_ids(tokenizer, fmt: str, prompt: str, response_a: str, response_b: str | None = None,
-                     open_think: bool = True) -> list[int]:
+                     open_think: bool = True, style: str = "compact") -> list[int]:
     # The template already holds its special tokens as text; adding them again would double a BOS.
-    text = judge_prompt_text(tokenizer, fmt, prompt, response_a, response_b, open_think)
+    text = judge_prompt_text(tokenizer, fmt, prompt, response_a, response_b, open_think, style)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 

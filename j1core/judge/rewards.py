@@ -8,10 +8,11 @@ Parsing is strict; anything off the rules below is unparseable and earns 0 (neve
     opened the reasoning (prompts.OPEN_THINK), so the opening tag is optional. A text without a closed think
     block is unparseable; whatever the reasoning says (a verdict, a copied [[A]]) is never read.
   * After "</think>" comes exactly the format's answer (prompts.ANSWER_LAYOUT) and nothing else: its tags in
-    order, e.g. "<answer>[[A]]</answer>" or "<score_A>7.5</score_A> <score_B>3</score_B>". Where the layout
-    has whitespace (and at both ends) any run of ASCII whitespace, or none, is accepted; none inside a tag
-    or around a value ("[[ A ]]" fails). Lookalike characters (fullwidth brackets or letters, lowercase
-    tags) do not match; a second verdict or score, or any extra text, makes the answer unparseable.
+    order, e.g. "<answer>[[A]]</answer>" or "<score_A>7.5</score_A> <score_B>3</score_B>". Next to a tag
+    (and at both ends) any run of ASCII whitespace, or none, is accepted: the paper's own prompt asks for
+    "<answer> [[A]] </answer>" and "<score_A> 7 </score_A>". None inside the brackets or a tag ("[[ A ]]",
+    "< answer>" fail). Lookalike characters (fullwidth brackets or letters, lowercase tags) do not match; a
+    second verdict or score, or any extra text, makes the answer unparseable.
   * Scores are ASCII decimals in [0, 10] with at most one decimal: "0", "7.5", "10.0". Not "11", "-1",
     "+5", "7.55", "7.", ".5", "NaN", "inf".
 Winners: pairwise -> the verdict; pairwise_scores -> the higher score ("tie" when equal); scores_verdict ->
@@ -49,15 +50,21 @@ _SLOT_PATTERNS.update({slot: f"(?P<{slot}>{_SCORE})" for slot in (SCORE_A_SLOT, 
 
 
 def _answer_pattern(layout) -> re.Pattern:
-    """The layout as a regex: each whitespace run of a literal may be any ASCII whitespace run (or none)."""
-    pieces = []
+    """The layout as a regex. Between a tag and what touches it (another tag, "[[", "]]", a score) any run of
+    ASCII whitespace or none is allowed, as the paper's `<answer> [[A]] </answer>` has; nowhere else."""
+    pieces = []  # (is_tag, regex)
     for part in layout:
         if part in SLOTS:
-            pieces.append(_SLOT_PATTERNS[part])
-        else:
-            literal = part.removeprefix(CLOSE_THINK).strip(WHITESPACE)  # matched against the stripped tail
-            pieces.append(_WS.join(re.escape(chunk) for chunk in re.split(_WS_RUN, literal)))
-    return re.compile("".join(pieces), re.ASCII)
+            pieces.append((False, _SLOT_PATTERNS[part]))
+            continue
+        literal = part.removeprefix(CLOSE_THINK)  # matched against the text after </think>
+        for chunk in re.split(r"(<[^<>]+>)", literal):
+            if chunk.strip(WHITESPACE):
+                pieces.append((chunk.startswith("<"), re.escape(chunk.strip(WHITESPACE))))
+    regex = pieces[0][1]
+    for (left_tag, _), (right_tag, piece) in zip(pieces, pieces[1:]):
+        regex += (_WS if left_tag or right_tag else "") + piece
+    return re.compile(regex, re.ASCII)
 
 
 ANSWER_PATTERNS = {fmt: _answer_pattern(layout) for fmt, layout in ANSWER_LAYOUT.items()}

@@ -128,3 +128,34 @@ def test_render_answer_checks_its_values():
     for score in (7.55, 11.0, -1.0, float("nan")):
         with pytest.raises(ValueError):
             render_answer("pointwise", score=score)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_paper_style_is_one_user_message_with_the_paper_template(fmt):
+    from j1core.judge.paper_prompts import PAPER_TEMPLATES
+
+    messages = judge_messages(fmt, *args_for(fmt), style="paper")
+    assert [m["role"] for m in messages] == ["user"]
+    content = messages[0]["content"]
+    assert content.startswith(PAPER_TEMPLATES[fmt].split("{instruction}")[0])
+    positions = [content.index(text) for text in args_for(fmt)]
+    assert positions == sorted(positions)  # question first: both orders share the prefix up to response A
+    assert "{" not in content.replace(QUESTION, "").replace(GOOD, "").replace(BAD, "")
+
+
+def test_paper_style_orders_share_their_prefix(tok):
+    a = judge_prompt_ids(tok, "pairwise", QUESTION, GOOD, BAD, style="paper")
+    b = judge_prompt_ids(tok, "pairwise", QUESTION, BAD, GOOD, style="paper")
+    shared = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    assert shared > 0.8 * len(judge_prompt_ids(tok, "pairwise", QUESTION, "", "", style="paper"))
+
+
+def test_a_template_file_of_ones_own_is_used_and_checked(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("Q: {instruction}\nA: {response_A}\nB: {response_B}\nWhich is better?")
+    messages = judge_messages("pairwise", QUESTION, GOOD, BAD, style=str(path))
+    assert messages == [{"role": "user", "content": f"Q: {QUESTION}\nA: {GOOD}\nB: {BAD}\nWhich is better?"}]
+    with pytest.raises(ValueError, match=r"mine.txt: a pointwise template needs exactly the placeholders"):
+        judge_messages("pointwise", QUESTION, GOOD, style=str(path))
+    with pytest.raises(ValueError, match="--prompt-style 'nope'"):
+        judge_messages("pairwise", QUESTION, GOOD, BAD, style="nope")

@@ -94,7 +94,44 @@ def test_whitespace_between_tags_is_accepted_but_not_inside(fmt):
     squeezed = answer.replace("\n", "")
     assert parse_judgment(fmt, "r" + spaced + "\n\n").parsed and parse_judgment(fmt, "r" + squeezed).parsed
     assert not parse_judgment(fmt, "r" + answer.replace("<", "< ", 2)).parsed
-    assert not parse_judgment(fmt, "r" + answer.replace(">", "> ", 2)).parsed
+    # Next to a tag whitespace is allowed (the paper's "<answer> [[A]] </answer>"), inside a tag it is not.
+    assert parse_judgment(fmt, "r" + answer.replace(">", "> ").replace("</", " </")).parsed
+    head, _, last_tag = answer.rpartition("</")
+    assert not parse_judgment(fmt, "r" + head + "</ " + last_tag).parsed
+    if "[[" in answer:
+        assert not parse_judgment(fmt, "r" + answer.replace("[[", "[ [")).parsed
+
+
+PAPER_STYLE = {  # what the paper's prompts ask for, spacing included
+    "pairwise": ("<think> reasoning </think>\n<answer> [[B]] </answer>", {"verdict": "B"}),
+    "pairwise_scores": ("<think> r </think>\n<score_A> 7 </score_A> <score_B> 3.5 </score_B>",
+                        {"score_a": 7.0, "score_b": 3.5}),
+    "scores_verdict": ("<think> r </think> <score_A> 2 </score_A> <score_B> 9.5 </score_B> <answer> [[B]] </answer>",
+                       {"score_a": 2.0, "score_b": 9.5, "verdict": "B"}),
+    "pointwise": ("<think> r </think>\n<score> 10 </score>", {"score": 10.0}),
+}
+PAPER_STYLE_BROKEN = {
+    "pairwise": ["<think>r</think><answer> [[ A ]] </answer>", "<think>r</think><answer> [[A]] [[B]] </answer>",
+                 "<think>r</think>[[A]] <answer> [[A]] </answer>", "<think>r</think><answer> [[\uff21]] </answer>",
+                 "<think>r</think><answer> \uff3b\uff3bA\uff3d\uff3d </answer>", "<think>r</think>< answer>[[A]]</answer>",
+                 "<think>r</think><answer> [[A]] </answer> A"],
+    "pointwise": ["<think>r</think><score> 11 </score>", "<think>r</think><score> 7 5 </score>",
+                  "<think>r</think><score> -1 </score>", "<think>r</think><score> 7.55 </score>"],
+    "pairwise_scores": ["<think>r</think><score_A> 7 </score_A>", "<think>r</think><score_A> 10.1 </score_A> "
+                        "<score_B> 3 </score_B>"],
+}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_paper_answer_style_parses(fmt):
+    text, expected = PAPER_STYLE[fmt]
+    judgment = parse_judgment(fmt, text)
+    assert {k: getattr(judgment, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("fmt, text", [(f, t) for f, ts in PAPER_STYLE_BROKEN.items() for t in ts])
+def test_paper_style_lookalikes_and_extras_still_fail(fmt, text):
+    assert not parse_judgment(fmt, text).parsed
 
 
 ADVERSARIAL_PAIRWISE = {
