@@ -9,7 +9,7 @@ flash-attn's causal kernel instead on CUDA in fp16/bf16 when it is installed).
 Decode (`SharedPromptAttention`): the n samples of a prompt never copy its KV. Keys/values live in two
 caches: the prompt cache (one row per prompt) and the generation cache (one row per sample). Each sample's
 query scores both; one softmax over the concatenated scores makes the result exactly that of attending to
-[prompt KV, own generated KV] (`shared_prompt_attention_reference` is that plain version). Reading the
+[prompt KV, own generated KV] (tests/engine/reference.py holds that plain version). Reading the
 prompt KV once per prompt instead of once per sample cuts decode memory traffic n-fold for the prompt part.
 Samples are addressed by a slot (prompt * n + sample), so finished rows can leave the batch.
 """
@@ -98,20 +98,3 @@ class SharedPromptAttention:
         rows = per_prompt.view(prompts, kv_heads, self.n, -1, width).transpose(1, 2).reshape(
             prompts * self.n, kv_heads, -1, width)
         return rows if self.slots.numel() == prompts * self.n else rows.index_select(0, self.slots)
-
-
-def shared_prompt_attention_reference(q, prompt_keys, prompt_values, prompt_valid, gen_keys, gen_values,
-                                      prompt_of):
-    """Plain version: each row attends to its own copy of [prompt KV (valid columns), generated KV].
-
-    q [B, H, 1, D]; prompt_keys/values [P, KV, W, D]; prompt_valid [P, W] bool; gen_keys/values [B, KV, T, D];
-    prompt_of [B] prompt index of each row.
-    """
-    outs = []
-    for row in range(q.shape[0]):
-        p = int(prompt_of[row])
-        keys = torch.cat((prompt_keys[p][:, prompt_valid[p]], gen_keys[row]), dim=1)
-        values = torch.cat((prompt_values[p][:, prompt_valid[p]], gen_values[row]), dim=1)
-        outs.append(F.scaled_dot_product_attention(q[row:row + 1], keys[None], values[None], enable_gqa=True))
-    batch, heads, _, dim = q.shape
-    return torch.cat(outs).reshape(batch, 1, heads * dim)

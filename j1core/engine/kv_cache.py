@@ -7,8 +7,7 @@ reads the prefix up to the end of that block; rows that finished are dropped by 
 stop costing compute. No per-step allocation: every write is a slice assignment into the one tensor.
 
 `CacheArena` keeps the caches' memory between generate calls (the trainer calls generate every step): a
-fresh multi-hundred-MB cache is page-faulted in again on every call, which cost ~2 s of a 20 s benchmark
-run here (80k faults per call); reused memory does not fault.
+fresh cache of hundreds of MB would be page-faulted in again on every call; reused memory does not fault.
 """
 from __future__ import annotations
 

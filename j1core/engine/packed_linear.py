@@ -2,12 +2,11 @@
 
     python -m pytest tests/engine/test_packed_linear.py -q     (speed: python bench/rollout.py)
 
-A decode step multiplies ~64 rows by every weight matrix of the model. With the weights in their plain
-row-major layout (F.linear -> MKL sgemm) the gate/up and q/k/v products ran at 54-102 GFLOP/s on 2 cores
-here; reordered once by `torch.ops.mkldnn._reorder_linear_weight` (the layout oneDNN's kernels read without
-repacking) at 74-118, and the 64 x 576 x 49,152 LM head at ~120 instead of ~75 (in 2,048-column slices);
-down and o gained nothing. For prefill-sized inputs (600-1,600 rows) the two layouts showed no consistent
-difference. The rollout bench (bench/rollout.py) runs the engine both ways.
+A decode step multiplies a few dozen rows by every weight matrix of the model. Reordered once by
+`torch.ops.mkldnn._reorder_linear_weight` (the layout oneDNN's kernels read without repacking), the gate/up
+and q/k/v products and the LM head (in 2,048-column slices) of such small-row steps run faster than on the
+plain row-major layout (F.linear -> MKL sgemm); prefill-sized inputs do not gain. bench/rollout.py runs the
+engine both ways.
 
 `linear` and `add_linear` take a plain weight (F.linear / addmm: the reference) or a packed one (`pack`).
 A packed weight is an opaque oneDNN tensor: it keeps its logical shape but no strides, so it serves only as

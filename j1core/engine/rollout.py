@@ -9,7 +9,7 @@ token, why it stopped). How the work is shared:
 - inside a wave, adjacent prompts with a long common token prefix (the two orders of a judged pair) form a
   group: the common prefix is prefilled once, then each prompt's remainder on top of it.
 - decoding runs all samples of a wave in lockstep. A prompt's KV is stored once and read by all its n
-  samples (j1core/attention.SharedPromptAttention); each sample caches only its own generated tokens.
+  samples (j1core/engine/attention.SharedPromptAttention); each sample caches only its own generated tokens.
   Finished samples are dropped from the batch and the generation cache (`compact`) once enough of them have
   finished, so they stop costing compute.
 
@@ -25,9 +25,12 @@ judged on one rank of a sharded run gets the same samples as in a single process
 
 Forced tail (constrained verdicts): with `forced_suffix` and `choice_ids`, a sample writes at most
 max_new_tokens free tokens; at its cap, or where it samples a stop token (which is then dropped), the engine
-feeds the suffix tokens (e.g. "</think>\n<answer>[[") and samples one last token among `choice_ids` only.
+feeds the suffix tokens (e.g. "</think>\n<answer>[[") and samples one last token among `choice_ids` only
+(at temperature 0: the choice with the largest logit).
 Completion.forced marks the fed tokens (log-prob 0.0); the choice's log-prob is of the full distribution,
-as for every other sampled token. finish_reason then tells how the free part ended. With max_new_tokens 0
+as for every other sampled token. Completion.choice_logprobs is the distribution over the choices alone
+(log-softmax of their logits at temperature 1, in choice_ids order), e.g. the probability of verdict A
+against B that evaluation records. finish_reason then tells how the free part ended. With max_new_tokens 0
 the suffix may be empty: the prompt already ends with it, and the choice comes from the prefill's logits
 with no decode step.
 """
@@ -42,7 +45,7 @@ from j1core.engine.decoder import CompactDecoder
 from j1core.engine.kv_cache import CacheArena
 from j1core.engine.sampling import choose_tokens
 
-MIN_SHARED_PREFIX = 8  # shorter common prefixes are not worth a separate prefill
+MIN_SHARED_PREFIX = 8  # tokens: a shorter common prefix is not worth its own prefill (or log-prob pass)
 COMPACT_FRACTION = 0.125  # compact the batch once this fraction of its rows has finished
 
 
@@ -52,6 +55,8 @@ class Completion:
     logprobs: list[float]
     finish_reason: str  # "eos" | "length"
     forced: list[bool] = field(default_factory=list)  # True for tokens fed by a forced tail
+    # Forced tail only: log-softmax over the choice ids' logits at temperature 1, in choice_ids order.
+    choice_logprobs: list[float] | None = None
 
 
 def mix_seed(a: int, b: int) -> int:
@@ -75,12 +80,14 @@ def common_prefix_len(a: list[int], b: list[int]) -> int:
     return n
 
 
-def prefix_groups(prompts: list[list[int]], min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[list[int], int]]:
-    """Split prompt indices into runs of adjacent prompts and the token prefix each run shares.
+def prefix_groups(prompts: list[list[int]], min_shared: int | None = None) -> list[tuple[list[int], int]]:
+    """Split prompt indices into runs of adjacent prompts and the token prefix each run shares (at least
+    min_shared tokens, default MIN_SHARED_PREFIX, read at call time).
 
     The shared length stops one token short of the shortest prompt, so every prompt keeps a remainder whose
     last position yields its first-token logits.
     """
+    min_shared = MIN_SHARED_PREFIX if min_shared is None else min_shared
     groups: list[tuple[list[int], int]] = []
     for i, prompt in enumerate(prompts):
         if groups:
@@ -243,6 +250,7 @@ class RolloutEngine:
         out_tokens = torch.zeros(rows, steps, dtype=torch.long, device=self.device)
         out_logprobs = torch.zeros(rows, steps, dtype=torch.float32, device=self.device)
         out_forced = torch.zeros(rows, steps, dtype=torch.bool, device=self.device)
+        out_choice = torch.zeros(rows, tail[1].numel() if tail else 0, dtype=torch.float32, device=self.device)
         out_len = torch.full((rows,), steps, dtype=torch.long, device=self.device)
         stopped = torch.zeros(rows, dtype=torch.bool, device=self.device)
         live = torch.arange(rows, device=self.device)  # slot (prompt * n + sample) of each batch row
@@ -257,10 +265,11 @@ class RolloutEngine:
                 hit_stop = torch.isin(tokens, stop_ids) & ~live_done
                 finished, forced = hit_stop, None
             else:
-                tokens, logprobs, forced, finished, hit_stop, tail_pos = self.tail_step(
+                tokens, logprobs, forced, finished, hit_stop, tail_pos, choice_logp = self.tail_step(
                     logits, tokens, logprobs, tail_pos, live_done, step, max_new_tokens, stop_ids, sampling,
                     uniforms[live, step], tail)
                 out_forced[live, step] = forced
+                out_choice[live[finished]] = choice_logp[finished]
             out_tokens[live, step] = tokens
             out_logprobs[live, step] = logprobs
             out_len[live[finished]] = step + 1
@@ -276,19 +285,24 @@ class RolloutEngine:
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
                                           torch.zeros_like(tokens))
-        return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None)
+        return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None,
+                            out_choice if tail else None)
 
     @staticmethod
     def tail_step(logits, tokens, logprobs, tail_pos, done, step, max_new_tokens, stop_ids, sampling, uniforms,
                   tail):
-        """Override the sampled tokens of rows in their forced tail: feed the suffix, then choose a letter."""
+        """Override the sampled tokens of rows in their forced tail: feed the suffix, then choose a letter.
+        Also returns [B, C] log-softmax over the choices' T = 1 logits (set on the rows choosing this step)."""
         suffix, choices = tail
         free, choosing = tail_pos < 0, tail_pos == suffix.numel()
+        choice_logp = torch.zeros(logits.shape[0], choices.numel(), dtype=torch.float32, device=logits.device)
         if bool(choosing.any()):
-            picked, picked_logp = choose_tokens(logits[choosing], uniforms=uniforms[choosing], allowed_ids=choices,
+            chooser_logits = logits[choosing]
+            picked, picked_logp = choose_tokens(chooser_logits, uniforms=uniforms[choosing], allowed_ids=choices,
                                                 **sampling)
             tokens, logprobs = tokens.clone(), logprobs.clone()
             tokens[choosing], logprobs[choosing] = picked, picked_logp
+            choice_logp[choosing] = torch.log_softmax(chooser_logits[:, choices].float(), dim=-1)
         hit_stop = free & torch.isin(tokens, stop_ids) & ~done
         begin = free & ~done & (hit_stop | (step >= max_new_tokens))
         pos = torch.where(begin, torch.zeros_like(tail_pos), tail_pos)
@@ -297,13 +311,15 @@ class RolloutEngine:
             tokens = torch.where(forced, suffix[pos.clamp(0, suffix.numel() - 1)], tokens)
         logprobs = torch.where(forced, torch.zeros_like(logprobs), logprobs)
         tail_pos = torch.where(forced, pos + 1, tail_pos)
-        return tokens, logprobs, forced, choosing & ~done, hit_stop, tail_pos
+        return tokens, logprobs, forced, choosing & ~done, hit_stop, tail_pos, choice_logp
 
     @staticmethod
-    def collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced=None) -> list[list[Completion]]:
+    def collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced=None,
+                out_choice=None) -> list[list[Completion]]:
         tokens, logprobs, lens, eos = (out_tokens.tolist(), out_logprobs.tolist(), out_len.tolist(),
                                        stopped.tolist())
         forced = out_forced.tolist() if out_forced is not None else [[False] * len(t) for t in tokens]
+        choice = out_choice.tolist() if out_choice is not None else [None] * len(tokens)
         flat = [Completion(tokens[r][:lens[r]], logprobs[r][:lens[r]], "eos" if eos[r] else "length",
-                           forced[r][:lens[r]]) for r in range(len(tokens))]
+                           forced[r][:lens[r]], choice[r]) for r in range(len(tokens))]
         return [flat[i:i + n] for i in range(0, len(flat), n)]

@@ -5,8 +5,8 @@
 Log-probs are always of the temperature-scaled *full* distribution, `log_softmax(logits / T)`, before any
 top-k / top-p truncation or min-new-tokens masking: that is the distribution the trainer recomputes in its
 teacher-forced pass, so the two agree. Greedy decoding (T == 0) reports log-probs of the T = 1 distribution.
-`filter_logits` is the fast batched path; `filter_logits_reference` is the plain per-row version it is
-tested against.
+`filter_logits` is the batched top-k / top-p filter; tests/engine/reference.py holds the plain per-row
+version it is tested against.
 """
 from __future__ import annotations
 
@@ -31,32 +31,14 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
-def filter_logits_reference(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Plain per-row version of `filter_logits`, for tests."""
-    out = logits.clone()
-    for row in out:
-        order = sorted(range(row.numel()), key=lambda i: -float(row[i]))
-        if top_k and 0 < top_k < row.numel():
-            threshold = float(row[order[top_k - 1]])
-            row[row < threshold] = NEG_INF
-        if top_p < 1.0:
-            probs = torch.softmax(row, dim=-1)
-            covered = 0.0
-            for i in order:
-                if covered >= top_p:
-                    row[i] = NEG_INF
-                covered += float(probs[i])
-    return out
-
-
 def sample_from(probs: torch.Tensor, generator: torch.Generator | None,
                 uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """One token per row of probs [B, V] by inverse CDF: one uniform number per row (drawn from `generator`,
     or given as `uniforms` [B] so that each row can follow its own random stream). The plain version of
     `sample_blocked`, which the engine uses.
 
-    torch.multinomial draws one exponential number per vocabulary entry (49k per row), which cost 12% of a
-    decode step here; a float64 cumulative sum and a binary search cost a fraction of that.
+    torch.multinomial draws one exponential number per vocabulary entry; a float64 cumulative sum and a
+    binary search cost a fraction of that.
     Zero-probability tokens are never picked: the first cdf entry strictly above u has positive mass.
     """
     cdf = probs.double().cumsum(dim=-1)
@@ -75,11 +57,11 @@ def sample_blocked(probs: torch.Tensor, generator: torch.Generator | None,
     """`sample_from` in two levels: find the vocabulary block holding u's share of the mass from per-block
     sums, then the token inside that one block. probs [B, V] may be unnormalised (u scales the total).
 
-    The full-vocabulary float64 cumsum of `sample_from` is a sequential scan (12 ms a step for 64 x 49k on
-    one core); here the block sums are a float32 vectorized reduction (summing in float64 meant a float64
-    copy of all of probs, ~19 ms a step in the engine) and the float64 scans are over V / block blocks and
-    one block per row. Same uniforms -> same tokens, except where u's share of the mass lies within float32
-    rounding of a block boundary (~1e-7 of the total); then the token is a neighbour across that boundary.
+    The full-vocabulary float64 cumsum of `sample_from` is a sequential scan; here the block sums are a
+    float32 vectorized reduction (summing in float64 would need a float64 copy of all of probs) and the
+    float64 scans are over V / block blocks and one block per row. Same uniforms -> same tokens, except
+    where u's share of the mass lies within float32 rounding of a block boundary (~1e-7 of the total); then
+    the token is a neighbour across that boundary.
     """
     rows, vocab = probs.shape
     if vocab <= 2 * block:

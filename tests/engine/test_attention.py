@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from j1core.engine.attention import BlockAttention, SharedPromptAttention, shared_prompt_attention_reference
+from j1core.engine.attention import BlockAttention, SharedPromptAttention
 from j1core.engine.kv_cache import KVCache
+from tests.engine.reference import shared_prompt_attention_reference
 
 LAYERS, KV, GROUPS, DIM = 2, 2, 3, 8
 

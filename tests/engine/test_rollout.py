@@ -225,6 +225,37 @@ def test_forced_tail_feeds_the_suffix_then_chooses_a_letter(llama, cap):
         assert torch.allclose(torch.tensor([c.logprobs[i] for i in sampled]), expected[sampled], atol=1e-4)
 
 
+@pytest.mark.parametrize("cap", [0, 3])
+def test_choice_logprobs_are_the_letter_distribution_of_a_plain_forward(tiny, cap):
+    """choice_logprobs: log-softmax over the choices' logits at T = 1 after prompt + free tokens + suffix,
+    whatever the sampling temperature; free completions carry None."""
+    model, tok = tiny
+    suffix, choices = tok.encode("</think>\n<answer>[["), [tok.convert_tokens_to_ids("A"),
+                                                           tok.convert_tokens_to_ids("B")]
+    engine = RolloutEngine(model, tok)
+    groups = engine.generate(PROMPTS, n=3, max_new_tokens=cap, temperature=1.7, seed=5, forced_suffix=suffix,
+                             choice_ids=choices)
+    for prompt, group in zip(PROMPTS, groups):
+        for c in group:
+            with torch.no_grad():
+                logits = model(torch.tensor([prompt + c.token_ids[:-1]])).logits[0, -1, choices].float()
+            torch.testing.assert_close(torch.tensor(c.choice_logprobs), torch.log_softmax(logits, -1),
+                                       atol=1e-4, rtol=0)
+    assert all(c.choice_logprobs is None for c in engine.generate(PROMPTS, n=1, max_new_tokens=2)[0])
+
+
+def test_greedy_choice_is_the_argmax_letter(llama):
+    model, tok = llama
+    choices = [tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")]
+    engine = RolloutEngine(model, tok)
+    for prompt in PROMPTS:
+        c = engine.generate([prompt], max_new_tokens=0, temperature=0.0, forced_suffix=[], choice_ids=choices)[0][0]
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt])).logits[0, -1, choices]
+        assert c.token_ids == [choices[int(logits.argmax())]]
+        assert c.choice_logprobs[0] == pytest.approx(float(torch.log_softmax(logits, -1)[0]), abs=1e-4)
+
+
 def test_forced_tail_replaces_a_sampled_stop_token(llama):
     model, tok = llama
     engine = RolloutEngine(model, tok)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from j1core.engine.sampling import choose_tokens, filter_logits, filter_logits_reference, sample_blocked, sample_from
+from j1core.engine.sampling import choose_tokens, filter_logits, sample_blocked, sample_from
+from tests.engine.reference import filter_logits_reference
 
 
 @pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (1, 1.0), (5, 1.0), (0, 0.5), (0, 0.9), (7, 0.8), (3, 0.01)])

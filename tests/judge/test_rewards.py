@@ -113,7 +113,8 @@ PAPER_STYLE = {  # what the paper's prompts ask for, spacing included
 PAPER_STYLE_BROKEN = {
     "pairwise": ["<think>r</think><answer> [[ A ]] </answer>", "<think>r</think><answer> [[A]] [[B]] </answer>",
                  "<think>r</think>[[A]] <answer> [[A]] </answer>", "<think>r</think><answer> [[\uff21]] </answer>",
-                 "<think>r</think><answer> \uff3b\uff3bA\uff3d\uff3d </answer>", "<think>r</think>< answer>[[A]]</answer>",
+                 "<think>r</think><answer> \uff3b\uff3bA\uff3d\uff3d </answer>",
+                 "<think>r</think>< answer>[[A]]</answer>",
                  "<think>r</think><answer> [[A]] </answer> A"],
     "pointwise": ["<think>r</think><score> 11 </score>", "<think>r</think><score> 7 5 </score>",
                   "<think>r</think><score> -1 </score>", "<think>r</think><score> 7.55 </score>"],
