@@ -39,7 +39,7 @@ from pathlib import Path
 
 from j1core.data.pairs import DataError, Pair, pair_from_record
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the checkout
 BENCHMARKS = ("judgebench", "llmbar", "rmbench", "autoj", "pandalm", "gsm8k")
 DIRS = {"judgebench": "JudgeBench", "llmbar": "LLMBar", "rmbench": "RM-Bench", "autoj": "Auto-J",
         "pandalm": "PandaLM", "gsm8k": "GSM8K"}

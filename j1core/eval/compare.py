@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from j1core.eval.metrics import METRICS
+from j1core.eval.report import percent
 
 
 def load_report(run_dir) -> dict:
@@ -19,10 +20,6 @@ def load_report(run_dir) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no report; run `python generate.py judge ... --out {run_dir}` first")
     return json.loads(path.read_text())
-
-
-def percent(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
 
 
 def delta(value, base) -> str:

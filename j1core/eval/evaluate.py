@@ -4,34 +4,39 @@
     python -m pytest tests/eval/test_evaluate.py
 
 Pairwise formats judge (x, chosen, rejected) and (x, rejected, chosen); pointwise judges each response
-alone. Every prompt gets --samples completions from the rollout engine (greedy at --temperature 0).
-With --forced-verdict (pairwise only) the reasoning is capped at --max-think-tokens, "</think>\\n<answer>[["
-is appended, and one more forward picks the verdict: the larger of the A and B logits when greedy, else a
-sample from those two alone. The output is then recorded as reasoning + the canonical answer, so it parses.
+alone (the prompts come from j1core/judge/step.build_prompts, as in training). Every prompt gets --samples
+completions from the rollout engine through the trainer's own sampler, j1core/judge/rollout.sample_judgments
+(greedy at --temperature 0). With --forced-verdict (pairwise only) the reasoning is capped at
+--max-think-tokens, the engine feeds "</think>\\n<answer>[[" and chooses the verdict among A and B alone: the
+larger of the two logits when greedy, else a sample from those two. Without reasoning the suffix is
+prefilled with the prompt and the letter comes from the prefill's logits. The output is recorded as the
+decoded sampled reasoning + the canonical answer with the chosen letter.
 
 judgments.jsonl holds one line per (pair, order or response, sample): the full output text (with the
-pre-opened "<think>"), finish_reason, new_tokens, the parse (verdict, scores, winner) and correct; forced
-verdicts add p_a, the probability of A against B at temperature 1. The file is the resume point: items are
-written a chunk at a time and flushed; a rerun with the same --out skips every key already there (a
-truncated last line is cut off) and refuses to mix runs whose settings differ (judge_config.json).
-Sampled runs draw each chunk with its own seed, so an interrupted sampled run is not bit-identical to an
-uninterrupted one; greedy runs are. Metric definitions: j1core/eval/metrics.py.
+pre-opened "<think>"), finish_reason ("eos" | "length", "forced" for a forced verdict), new_tokens (after
+the prompt, forced ones included), the parse (verdict, scores, winner) and correct; forced verdicts add p_a,
+the probability of A against B at temperature 1 (the engine's Completion.choice_logprobs). The file is the
+resume point: items are written a chunk at a time and flushed; a rerun with the same --out skips every key
+already there (a truncated last line is cut off) and refuses to mix runs whose settings differ
+(judge_config.json). Each prompt samples from its own seed (run seed, item key), so what it gets does not
+depend on the chunking or on an interruption. Metric definitions: j1core/eval/metrics.py; the report's
+files: j1core/eval/report.py.
 """
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 from j1core.data.benchmarks import BENCHMARKS, load_benchmark
 from j1core.data.pairs import load_pairs, stable_hash
-from j1core.eval.metrics import HEADLINE, METRICS, compute_report
-from j1core.judge.prompts import FORMATS, OPEN_THINK, forced_suffix, is_pairwise, judge_prompt_ids, render_answer
-from j1core.judge.rewards import judged_winner, parse_judgment
+from j1core.eval.report import build_report, headline_line, write_report
+from j1core.judge.prompts import FORMATS, OPEN_THINK
+from j1core.judge.rollout import SamplingParams, sample_judgments
+from j1core.judge.step import build_prompts, judgment_record
 from j1core.runlog import progress_bar
 
 SOURCES = BENCHMARKS + ("builtin", "jsonl")
@@ -104,46 +109,6 @@ def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0):
     return pairs
 
 
-@dataclass
-class JudgeItem:
-    """One judge prompt: a pair in one order (pairwise) or one of its responses (pointwise)."""
-    key: str
-    pair_id: str
-    source: str
-    category: str | None
-    order: int | None      # 0: chosen is A, 1: chosen is B; None for pointwise
-    response: str | None   # "chosen" / "rejected" for pointwise; None for pairwise
-    gold: str | None
-    ids: list[int]
-
-
-def build_items(pairs, fmt: str, tokenizer) -> list[JudgeItem]:
-    items = []
-    for p in pairs:
-        if is_pairwise(fmt):
-            for order, (a, b) in enumerate(((p.chosen, p.rejected), (p.rejected, p.chosen))):
-                ids = judge_prompt_ids(tokenizer, fmt, p.prompt, a, b)
-                items.append(JudgeItem(f"{p.id}|o{order}", p.id, p.source, p.category, order, None, "AB"[order],
-                                       ids))
-        else:
-            for response, text in (("chosen", p.chosen), ("rejected", p.rejected)):
-                ids = judge_prompt_ids(tokenizer, fmt, p.prompt, text)
-                items.append(JudgeItem(f"{p.id}|{response}", p.id, p.source, p.category, None, response, None,
-                                       ids))
-    return items
-
-
-def judgment_record(item: JudgeItem, sample: int, fmt: str, output: dict) -> dict:
-    """One judgments.jsonl line: the output (text, finish_reason, new_tokens, ...) with its parse."""
-    judgment = parse_judgment(fmt, output["text"])
-    winner = judged_winner(fmt, judgment)
-    return {"key": f"{item.key}|{sample}", "pair_id": item.pair_id, "source": item.source,
-            "category": item.category, "order": item.order, "response": item.response, "sample": sample,
-            "gold": item.gold, **output, "parsed": judgment.parsed, "verdict": judgment.verdict,
-            "score_a": judgment.score_a, "score_b": judgment.score_b, "score": judgment.score, "winner": winner,
-            "correct": None if item.gold is None else float(winner == item.gold)}
-
-
 # ---------------------------------------------------------------- judgments file (the resume point)
 
 def read_judgments(path: Path) -> list[dict]:
@@ -190,104 +155,44 @@ def check_run_identity(out_dir: Path, identity: dict) -> None:
 
 # ---------------------------------------------------------------- judges: prompts -> outputs
 
-def free_judge(engine, tokenizer, max_new_tokens, temperature, top_p):
-    """judge(items, n, seed) -> per item, n outputs, by free generation."""
-    def judge(items, n, seed):
-        completions = engine.generate([it.ids for it in items], n=n, max_new_tokens=max_new_tokens,
-                                      temperature=temperature, top_p=top_p, seed=seed)
-        return [[{"text": OPEN_THINK + tokenizer.decode(c.token_ids, skip_special_tokens=True),
-                  "finish_reason": c.finish_reason, "new_tokens": len(c.token_ids)} for c in per_item]
-                for per_item in completions]
-    return judge
-
-
-def clean_reasoning(text: str) -> str:
-    """Reasoning kept before a forced answer: up to any "</think>" the model wrote, without think tags."""
-    return text.split("</think>")[0].replace("<think>", "")
-
-
-def forced_judge(engine, model, tokenizer, fmt, max_think_tokens, temperature, top_p, max_batch_tokens):
-    """judge(items, n, seed) -> outputs whose verdict is chosen among the letters A/B after the suffix."""
-    letters = [tokenizer.encode(letter, add_special_tokens=False) for letter in ("A", "B")]
-    if any(len(ids) != 1 for ids in letters):
-        raise ValueError(f"--forced-verdict needs A and B to be single tokens, got {letters}")
-    letter_ids = [ids[0] for ids in letters]
-    suffix_ids = tokenizer.encode(forced_suffix(fmt), add_special_tokens=False)
+def engine_judge(engine, tokenizer, fmt: str, forced: bool, max_new_tokens, max_think_tokens, temperature, top_p):
+    """judge(items, n, seed) -> per item, n outputs, sampled on the rollout engine by the trainer's own code
+    (j1core/judge/rollout.sample_judgments): free generation, or a forced verdict whose letter the engine
+    chooses among A and B. The text is of the tokens sampled; p_a is from the engine's choice distribution."""
+    params = SamplingParams(max_new_tokens=max_new_tokens, forced_verdict=forced, max_think_tokens=max_think_tokens,
+                            temperature=temperature, top_p=top_p)
 
     def judge(items, n, seed):
-        if max_think_tokens > 0:
-            completions = engine.generate([it.ids for it in items], n=n, max_new_tokens=max_think_tokens,
-                                          temperature=temperature, top_p=top_p, seed=seed)
-            reasoning = [[tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in per_item]
-                         for per_item in completions]
-        else:
-            reasoning = [[""] * n for _ in items]
-        texts = [clean_reasoning(t) for per_item in reasoning for t in per_item]
-        sequences = [items[i // n].ids + tokenizer.encode(t, add_special_tokens=False) + suffix_ids
-                     for i, t in enumerate(texts)]
-        logits = next_token_logits(model, sequences, letter_ids, max_batch_tokens)
-        picks = pick_letters(logits, temperature, seed)
+        seeds = [stable_hash("j1-eval", seed, it.key) % (1 << 63) for it in items]
+        groups = sample_judgments(engine, tokenizer, [it.ids for it in items], fmt, replace(params, n=n), seeds)
         outputs = []
-        for i, (text, pick) in enumerate(zip(texts, picks)):
-            probs = torch.softmax(logits[i].float(), dim=-1)
-            outputs.append({"text": OPEN_THINK + text + render_answer(fmt, verdict="AB"[pick]),
-                            "finish_reason": "forced", "new_tokens": len(sequences[i]) - len(items[i // n].ids),
-                            "p_a": round(float(probs[0]), 6)})
-        return [outputs[i * n:(i + 1) * n] for i in range(len(items))]
+        for group in groups:
+            outputs.append([])
+            for s in group:
+                out = {"text": OPEN_THINK + s.text, "finish_reason": s.finish_reason, "new_tokens": len(s.token_ids)}
+                if s.choice_logprobs is not None:
+                    out.update(finish_reason="forced", p_a=round(math.exp(s.choice_logprobs[0]), 6))
+                outputs[-1].append(out)
+        return outputs
     return judge
-
-
-def pick_letters(logits, temperature: float, seed: int) -> list[int]:
-    """Index of the verdict per row: argmax when greedy, else a sample from softmax(logits / T)."""
-    if temperature == 0:
-        return logits.argmax(dim=-1).tolist()
-    generator = torch.Generator().manual_seed(seed)
-    probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1).tolist()
-
-
-@torch.inference_mode()
-def next_token_logits(model, sequences, token_ids, max_batch_tokens):
-    """Logits of `token_ids` after each whole sequence: [len(sequences), len(token_ids)], float32 on CPU.
-
-    Rows are right-padded, so the last real position of each row sees only its own tokens; only the few
-    asked-for rows of the LM head are applied (no tokens x vocab logits)."""
-    device = next(model.parameters()).device
-    head = model.get_output_embeddings().weight[token_ids]  # [C, H]
-    out = torch.empty(len(sequences), len(token_ids))
-    by_length = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-    start = 0
-    while start < len(by_length):
-        end = start + 1
-        while end < len(by_length) and len(sequences[by_length[end]]) * (end - start + 1) <= max_batch_tokens:
-            end += 1
-        rows = by_length[start:end]
-        width = max(len(sequences[i]) for i in rows)
-        input_ids = torch.zeros(len(rows), width, dtype=torch.long)
-        mask = torch.zeros(len(rows), width, dtype=torch.long)
-        for r, i in enumerate(rows):
-            input_ids[r, :len(sequences[i])] = torch.tensor(sequences[i])
-            mask[r, :len(sequences[i])] = 1
-        hidden = model.get_decoder()(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-        last = hidden[torch.arange(len(rows), device=device), mask.sum(1).to(device) - 1]
-        out[rows] = (last.to(head.dtype) @ head.T).float().cpu()
-        start = end
-    return out
 
 
 # ---------------------------------------------------------------- the loop, resumable
 
 def judge_items(items, judge, fmt: str, path: Path, samples: int = 1, chunk_size: int = 32, seed: int = 0,
                 progress: bool = True) -> int:
-    """Judge every item not yet complete in `path`, chunk by chunk; returns how many items were judged."""
+    """Judge every item (JudgePrompts of format `fmt`) not yet complete in `path`, chunk by chunk; returns how
+    many items were judged. judge(items, n, seed) -> per item, n outputs ({"text", "finish_reason", ...})."""
+    if any(it.fmt != fmt for it in items):
+        raise ValueError(f"judge_items: every item must be of format {fmt!r}")
     done = {r["key"] for r in read_judgments(path)}
     todo = [it for it in items if any(f"{it.key}|{s}" not in done for s in range(samples))]
     bar = progress_bar(len(items), len(items) - len(todo), "judge", progress, unit="prompt")
     right = []
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
-        outputs = judge(chunk, samples, stable_hash("j1-eval", seed, chunk[0].key) % 2**31)
-        records = [judgment_record(it, s, fmt, out) for it, per_item in zip(chunk, outputs)
+        outputs = judge(chunk, samples, seed)  # seeds per item: the same whatever the chunking
+        records = [{**judgment_record(it, s, out["text"]), **out} for it, per_item in zip(chunk, outputs)
                    for s, out in enumerate(per_item) if f"{it.key}|{s}" not in done]
         append_judgments(path, records)
         right += [r["correct"] for r in records if r["correct"] is not None]
@@ -297,84 +202,6 @@ def judge_items(items, judge, fmt: str, path: Path, samples: int = 1, chunk_size
                         parsed=f"{parsed}/{len(records)}")
     bar.close()
     return len(todo)
-
-
-
-# ---------------------------------------------------------------- report
-
-def build_report(records, pairs, fmt: str, seed: int, bootstrap: int, meta: dict) -> dict:
-    """Metrics over the judgments of `pairs` (a bigger file from an earlier run may hold more)."""
-    wanted = {p.id for p in pairs}
-    mine = [r for r in records if r["pair_id"] in wanted]
-    metrics = compute_report(mine, fmt, seed=seed, bootstrap=bootstrap)
-    length_capped = sum(r.get("finish_reason") == "length" for r in mine)
-    meta = {**meta, "pairs": len(wanted), "judgments": len(mine),
-            "length_capped_rate": length_capped / max(len(mine), 1)}
-    return {"meta": meta, **metrics}
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
-
-
-def metrics_table(title: str, summaries: dict, names) -> list[str]:
-    lines = [f"### {title}", "", "| | pairs | " + " | ".join(names) + " |",
-             "|---|---|" + "---|" * len(names)]
-    for label, summary in summaries.items():
-        lines.append(f"| {label} | {summary['pairs']} | " + " | ".join(_pct(summary[n]) for n in names) + " |")
-    return lines + [""]
-
-
-def headline_table(title: str, summary: dict) -> list[str]:
-    lines = [f"## {title}", "", "| metric | % | 95% CI |", "|---|---|---|"]
-    for name in METRICS:
-        ci = summary.get("ci95", {}).get(name)
-        interval = f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""
-        lines.append(f"| {name} | {_pct(summary[name])} | {interval} |")
-    lines.append(f"| flip_pairs (flip-rate denominator) | {summary['flip_pairs']} | |")
-    return lines + [""]
-
-
-def render_markdown(report: dict) -> str:
-    meta = report["meta"]
-    k = report["samples"]
-    lines = [f"# Judge report: {meta['benchmark']}" + (f" ({meta['subset']})" if meta.get("subset") else ""), "",
-             f"model `{meta['model']}`, format `{report['format']}`, {meta['pairs']} pairs, {meta['judgments']} "
-             f"judgments, k={k}, temperature {meta['temperature']}, forced verdict {meta['forced_verdict']}"
-             + (f" (think {meta['max_think_tokens']} tokens)" if meta["forced_verdict"] else
-                f", max {meta['max_new_tokens']} new tokens (capped: {_pct(meta['length_capped_rate'])}%)"),
-             f"wall time {meta['wall_s']:.0f} s, seed {meta['seed']}.", "",
-             ("accuracy scores one seeded random order per pair; consistent_accuracy needs both orders right; "
-              "flip_rate is over pairs with a strict verdict in both orders (definitions: "
-              "j1core/eval/metrics.py)."), ""]
-    lines += headline_table("Overall" + (f" (single sample, mean over {k} samples)" if k > 1 else ""),
-                            report["overall"])
-    names = [n for n in METRICS if report["overall"][n] is not None]
-    lines += group_sections(report, "", "", names)
-    for key, title in (("sc_at_k", f"SC@{k} (majority vote per order)"),
-                       ("mean_score_at_k", f"Mean-Score@{k} (mean score per response)")):
-        if key in report:
-            lines += headline_table(title, report[key])
-            lines += group_sections(report, f"{key}_", f"{title}, ", names)
-    return "\n".join(lines) + "\n"
-
-
-def group_sections(report: dict, prefix: str, title: str, names) -> list[str]:
-    lines = []
-    for group, label in (("by_category", "by category"), ("by_level", "by level")):
-        if f"{prefix}{group}" in report:
-            lines += metrics_table((title + label).capitalize(), report[f"{prefix}{group}"], names)
-    return lines
-
-
-def write_report(report: dict, out_dir: Path) -> None:
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out_dir / "report.md").write_text(render_markdown(report))
-
-
-def headline_line(report: dict) -> str:
-    o = report["overall"]
-    return ", ".join(f"{name} {_pct(o[name])}%" for name in HEADLINE + ("unparseable_rate",))
 
 
 # ---------------------------------------------------------------- entry point
@@ -395,12 +222,9 @@ def run_judge(args) -> dict:
     device = str(pick_device(args.device))
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=device, cache_dir=args.model_cache)
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
-    if args.forced_verdict:
-        judge = forced_judge(engine, model, tokenizer, args.format, args.max_think_tokens, args.temperature,
-                             args.top_p, args.max_batch_tokens)
-    else:
-        judge = free_judge(engine, tokenizer, args.max_new_tokens, args.temperature, args.top_p)
-    items = build_items(pairs, args.format, tokenizer)
+    judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
+                         args.max_think_tokens, args.temperature, args.top_p)
+    items = build_prompts(pairs, args.format, tokenizer)
     path = out_dir / "judgments.jsonl"
     judged = judge_items(items, judge, args.format, path, args.samples, args.chunk_size, args.seed, args.progress)
     meta = {**identity, "subset": args.subset, "limit": args.limit, "device": device, "dtype": args.dtype,

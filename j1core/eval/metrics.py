@@ -79,10 +79,12 @@ def mean_score(scores) -> float | None:
 
 
 def group_by_pair(records):
-    """pair_id -> {"category", "slots": {order or response: [record by sample index]}} in first-seen order."""
+    """pair_id -> {"category", "format", "slots": {order or response: [record by sample index]}}, in
+    first-seen order."""
     pairs = {}
     for r in records:
-        entry = pairs.setdefault(r["pair_id"], {"category": r.get("category"), "slots": defaultdict(dict)})
+        entry = pairs.setdefault(r["pair_id"], {"category": r.get("category"), "format": r.get("format"),
+                                                "slots": defaultdict(dict)})
         slot = r["order"] if r.get("order") is not None else r["response"]
         entry["slots"][slot][r["sample"]] = r
     for entry in pairs.values():
@@ -134,31 +136,33 @@ def _unparsed_fraction(slots):
     return sum(not r["parsed"] for r in recs) / len(recs)
 
 
+def sample_values(slots, fmt, scored_order=0):
+    """Single-sample metric values of one pair, one dict per sample index: sample i of order 0 with sample i
+    of order 1 (pointwise: sample i of the chosen response with sample i of the rejected one)."""
+    k = max(len(recs) for recs in slots.values())
+    if fmt == POINTWISE:
+        chosen, rejected = slots.get("chosen", []), slots.get("rejected", [])
+        return [pointwise_values(score_preference(chosen[i].get("score") if i < len(chosen) else None,
+                                                  rejected[i].get("score") if i < len(rejected) else None))
+                for i in range(k)]
+    return [pair_values(*_pairwise_prefs(slots, _sample_pref(i)), scored_order) for i in range(k)]
+
+
 def per_pair_table(pairs, fmt, seed, mode="sample"):
     """One row of metric values per pair. mode: "sample" (mean over sample indices), "sc", "mean_score"."""
     rows = []
     for pair_id, entry in pairs.items():
         slots = entry["slots"]
-        k = max(len(recs) for recs in slots.values())
-        if fmt == POINTWISE:
-            chosen, rejected = slots.get("chosen", []), slots.get("rejected", [])
-            if mode == "mean_score":
-                prefs = [score_preference(mean_score([r.get("score") for r in chosen]),
-                                          mean_score([r.get("score") for r in rejected]))]
-            else:
-                prefs = [score_preference(chosen[i].get("score") if i < len(chosen) else None,
-                                          rejected[i].get("score") if i < len(rejected) else None)
-                         for i in range(k)]
-            values = [pointwise_values(p) for p in prefs]
+        order = random_order(seed, pair_id)
+        if mode == "mean_score" and fmt == POINTWISE:
+            values = [pointwise_values(score_preference(
+                mean_score([r.get("score") for r in slots.get("chosen", [])]),
+                mean_score([r.get("score") for r in slots.get("rejected", [])])))]
+        elif mode == "sample" or fmt == POINTWISE:  # pointwise samples carry scores, not votes
+            values = sample_values(slots, fmt, order)
         else:
-            if mode == "sc":
-                aggregates = [_sc_pref]
-            elif mode == "mean_score":
-                aggregates = [_mean_score_pref]
-            else:
-                aggregates = [_sample_pref(i) for i in range(k)]
-            order = random_order(seed, pair_id)
-            values = [pair_values(*_pairwise_prefs(slots, agg), order) for agg in aggregates]
+            aggregate = _sc_pref if mode == "sc" else _mean_score_pref
+            values = [pair_values(*_pairwise_prefs(slots, aggregate), order)]
         row = {name: _nanmean([v[name] for v in values]) for name in values[0]}
         row["unparseable_rate"] = _unparsed_fraction(slots)
         rows.append({"pair_id": pair_id, "category": entry["category"], **row})
@@ -233,6 +237,35 @@ def group_tables(rows, fmt, prefix=""):
     if levels:
         tables[f"{prefix}by_level"] = levels
     return tables
+
+
+def step_summary(records) -> dict:
+    """A training step's metrics, pooled over every (pair, sample index) of a batch whose pairs may mix
+    formats (each record carries its "format"): the single-sample values of `sample_values`, not averaged
+    per pair first, and no seeded order:
+    accuracy_order0 / accuracy_order1 (a pointwise pair counts its pair accuracy for both), accuracy (the
+    mean of the two), consistent_accuracy, flip_rate (over sample pairs with a strict preference in both
+    orders; None without one), unparseable_rate and tie_rate per judgment (a pointwise tie is one per pair of
+    judgments; a pairwise verdict is never a tie)."""
+    right0, right1, both, flips, ties = [], [], [], [], 0.0
+    for entry in group_by_pair(records).values():
+        fmt = entry["format"]
+        for v in sample_values(entry["slots"], fmt):
+            pointwise = fmt == POINTWISE
+            right0.append(v["accuracy"] if pointwise else v["accuracy_order0"])
+            right1.append(v["accuracy"] if pointwise else v["accuracy_order1"])
+            both.append(v["consistent_accuracy"])
+            if not math.isnan(v["flip_rate"]):
+                flips.append(v["flip_rate"])
+            ties += v["tie_rate"] * (1 if pointwise else 2)
+
+    def mean(xs):
+        return sum(xs) / len(xs) if xs else None
+
+    judgments = max(len(records), 1)
+    return {"accuracy_order0": mean(right0), "accuracy_order1": mean(right1), "accuracy": mean(right0 + right1),
+            "consistent_accuracy": mean(both), "flip_rate": mean(flips),
+            "unparseable_rate": sum(not r["parsed"] for r in records) / judgments, "tie_rate": ties / judgments}
 
 
 def compute_report(records, fmt, seed=0, bootstrap=1000):

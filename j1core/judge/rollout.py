@@ -1,18 +1,24 @@
-"""Sample G judgments per prompt and pack them into the padded batch the loss consumes.
+"""Sample judgments on the rollout engine, for training and evaluation, and pack the trainer's batch.
 
     python -m pytest tests/judge/test_rollout.py -q
+
+sample_judgments(engine, tokenizer, prompt ids, fmt, SamplingParams, seeds) is the one sampler: the trainer
+calls it through generate_judgments (G = group_size samples per prompt, seeds from run seed, step and pair)
+and evaluation (j1core/eval/evaluate.py) calls it directly, so a forced verdict is drawn the same way in
+both. pack_batch turns the trainer's samples into the padded batch the loss consumes.
 
 Two ways to sample a pairwise judgment:
 - free: the judge writes up to --max-new-tokens after the pre-opened "<think>", and the reward parses it;
 - forced verdict (--forced-verdict, pairwise prompts only): the judge reasons for at most --max-think-tokens,
-  the engine then feeds "</think>\\n<answer>[[" and samples the next token among "A" and "B" only. The forced
-  tokens are part of the sequence but masked out of the loss; the letter is trained like any sampled token.
+  the engine then feeds "</think>\\n<answer>[[" and samples the next token among "A" and "B" only (token ids:
+  j1core/judge/tokens.py). The forced tokens are part of the sequence but masked out of the loss; the letter
+  is trained like any sampled token. The sample keeps the engine's distribution over the two letters
+  (choice_logprobs), which evaluation records as p_a.
   A small model that never writes the format on its own still gets a reward signal from its first step.
   With no reasoning (--max-think-tokens 0) the forced tokens are the same for all G samples, so the engine
   prefills them with the prompt and draws the letter from the prefill's logits, and the log-prob pass runs
-  them once per group (pack_batch's prompt_lengths): each sample then costs one token. The trainer then
-  skips this module altogether by default (j1core/verdict_pass.py); this is its reference and the path for
-  reasoning, KL and DeepSpeed.
+  them once per group (pack_batch's prompt_lengths): each sample then costs one token.
+Training and evaluation (j1core/eval/evaluate.py) both sample judgments here: one forced-verdict path.
 Score formats always sample freely.
 """
 from __future__ import annotations
@@ -22,7 +28,8 @@ from dataclasses import dataclass
 import torch
 
 from j1core.data.pairs import stable_hash
-from j1core.judge.prompts import answer_choices, forced_suffix, render_answer
+from j1core.judge.prompts import render_answer
+from j1core.judge.tokens import forced_suffix_ids, letter_ids
 
 
 @dataclass
@@ -31,10 +38,34 @@ class JudgeSample:
     logprobs: list[float]  # sampling log-probs (0.0 for forced tokens)
     loss_mask: list[int]   # 1 for sampled tokens, 0 for forced ones
     text: str              # what the reward parses
+    finish_reason: str = "length"  # how the sampled (free) part ended: "eos" | "length"
+    choice_logprobs: list[float] | None = None  # forced verdict: log-softmax of the A and B logits at T = 1
 
 
-def uses_forced_verdict(cfg, fmt: str) -> bool:
-    return bool(cfg.forced_verdict) and fmt == "pairwise"
+@dataclass
+class SamplingParams:
+    """How to sample a prompt's judgments: n samples of at most max_new_tokens free tokens, or, with
+    forced_verdict on a pairwise prompt, at most max_think_tokens of reasoning and then a forced verdict."""
+    n: int = 1
+    max_new_tokens: int = 256
+    min_new_tokens: int = 0
+    forced_verdict: bool = False
+    max_think_tokens: int = 0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    @classmethod
+    def of(cls, cfg) -> SamplingParams:
+        """The trainer's sampling settings (a TrainConfig: G = group_size samples per prompt)."""
+        return cls(n=cfg.group_size, max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens,
+                   forced_verdict=cfg.forced_verdict, max_think_tokens=cfg.max_think_tokens,
+                   temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k)
+
+
+def uses_forced_verdict(params, fmt: str) -> bool:
+    """params: SamplingParams or a TrainConfig (both have forced_verdict)."""
+    return bool(params.forced_verdict) and fmt == "pairwise"
 
 
 def prompt_seeds(prompts, seed: int, step: int) -> list[int]:
@@ -44,18 +75,28 @@ def prompt_seeds(prompts, seed: int, step: int) -> list[int]:
 
 
 def generate_judgments(engine, tokenizer, prompts, cfg, step: int) -> list[list[JudgeSample]]:
-    """G samples for every prompt, in prompt order."""
-    forced = [uses_forced_verdict(cfg, p.fmt) for p in prompts]
+    """The trainer's rollout: cfg.group_size samples for every prompt, in prompt order. Forced and free
+    prompts (a mixed batch) are sampled in one engine call each."""
+    params, seeds = SamplingParams.of(cfg), prompt_seeds(prompts, cfg.seed, step)
+    forced = [uses_forced_verdict(params, p.fmt) for p in prompts]
     out: list[list[JudgeSample] | None] = [None] * len(prompts)
     for want_forced in (True, False):
         idx = [i for i, f in enumerate(forced) if f == want_forced]
         if not idx:
             continue
-        sampler = sample_forced if want_forced else sample_free
-        chosen = [prompts[i] for i in idx]
-        for i, group in zip(idx, sampler(engine, tokenizer, chosen, cfg, prompt_seeds(chosen, cfg.seed, step))):
+        groups = sample_judgments(engine, tokenizer, [prompts[i].ids for i in idx], prompts[idx[0]].fmt, params,
+                                  [seeds[i] for i in idx])
+        for i, group in zip(idx, groups):
             out[i] = group
     return out
+
+
+def sample_judgments(engine, tokenizer, prompt_ids_list: list[list[int]], fmt: str, params: SamplingParams,
+                     seeds: list[int]) -> list[list[JudgeSample]]:
+    """params.n judgments of every prompt (all of format `fmt`), one seed per prompt; forced when
+    params.forced_verdict and the format is pairwise. Used by the trainer and by evaluation."""
+    sampler = sample_forced if uses_forced_verdict(params, fmt) else sample_free
+    return sampler(engine, tokenizer, prompt_ids_list, params, seeds)
 
 
 def max_completion_tokens(cfg, tokenizer) -> int:
@@ -68,40 +109,31 @@ def max_completion_tokens(cfg, tokenizer) -> int:
     return max(free, forced)
 
 
-def common_kwargs(cfg, seed):
-    return {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k, "seed": seed}
+def sampling_kwargs(params: SamplingParams, seeds: list[int]) -> dict:
+    return {"n": params.n, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
+            "seed": seeds}
 
 
-def sample_free(engine, tokenizer, prompts, cfg, seed):
-    groups = engine.generate([p.ids for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_new_tokens,
-                             min_new_tokens=cfg.min_new_tokens, stop_token_ids=[tokenizer.eos_token_id],
-                             **common_kwargs(cfg, seed))
+def sample_free(engine, tokenizer, prompt_ids_list, params: SamplingParams, seeds) -> list[list[JudgeSample]]:
+    groups = engine.generate(prompt_ids_list, max_new_tokens=params.max_new_tokens,
+                             min_new_tokens=params.min_new_tokens, stop_token_ids=[tokenizer.eos_token_id],
+                             **sampling_kwargs(params, seeds))
     return [[JudgeSample(c.token_ids, c.logprobs, [1] * len(c.token_ids),
-                         tokenizer.decode(c.token_ids, skip_special_tokens=True)) for c in group]
+                         tokenizer.decode(c.token_ids, skip_special_tokens=True), c.finish_reason) for c in group]
             for group in groups]
 
 
-def forced_suffix_ids(tokenizer) -> list[int]:
-    """Token ids of "</think>\\n<answer>[[", fed before a forced pairwise verdict."""
-    return tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
-
-
-def letter_ids(tokenizer) -> list[int]:
-    ids = [tokenizer.convert_tokens_to_ids(letter) for letter in answer_choices("pairwise")]
-    if any(i is None or i == tokenizer.unk_token_id for i in ids):
-        raise ValueError("the tokenizer has no single tokens for the verdict letters; use free sampling")
-    return ids
-
-
-def sample_forced(engine, tokenizer, prompts, cfg, seed):
+def sample_forced(engine, tokenizer, prompt_ids_list, params: SamplingParams, seeds) -> list[list[JudgeSample]]:
+    """Reasoning of at most params.max_think_tokens, the forced suffix, then A or B (the engine's forced tail).
+    The text is the decoded sampled reasoning followed by the canonical answer with the sampled letter."""
     suffix = forced_suffix_ids(tokenizer)
     choices = letter_ids(tokenizer)
     # Without reasoning every sample starts with the same forced tokens: prefill them with the prompt instead
     # of decoding them in each of the G rows; the letter is then drawn from the prefill's logits.
-    fed = suffix if cfg.max_think_tokens == 0 else []
-    groups = engine.generate([p.ids + fed for p in prompts], n=cfg.group_size, max_new_tokens=cfg.max_think_tokens,
+    fed = suffix if params.max_think_tokens == 0 else []
+    groups = engine.generate([ids + fed for ids in prompt_ids_list], max_new_tokens=params.max_think_tokens,
                              stop_token_ids=[tokenizer.eos_token_id], forced_suffix=suffix[len(fed):],
-                             choice_ids=choices, **common_kwargs(cfg, seed))
+                             choice_ids=choices, **sampling_kwargs(params, seeds))
     samples = []
     for group in groups:
         samples.append([])
@@ -111,7 +143,7 @@ def sample_forced(engine, tokenizer, prompts, cfg, seed):
             letter = tokenizer.decode(token_ids[-1:])
             text = tokenizer.decode(think, skip_special_tokens=True) + render_answer("pairwise", letter)
             samples[-1].append(JudgeSample(token_ids, [0.0] * len(fed) + c.logprobs, [0 if f else 1 for f in forced],
-                                           text))
+                                           text, c.finish_reason, c.choice_logprobs))
     return samples
 
 

@@ -1,36 +1,49 @@
-"""One step's judge prompts, their rewards, and the batch metrics: the glue between pairs and GRPO groups.
+"""Judge prompts of pairs, their rewards, and the batch metrics: the glue between pairs and GRPO groups.
 
     python -m pytest tests/judge/test_step.py
 
-Every pair becomes two prompts that are scored together:
+Every pair becomes two prompts (JudgePrompt, the one type of a judged prompt, for training and evaluation):
 - pairwise formats: slot 0 is the order (x, chosen, rejected) with gold A, slot 1 is (x, rejected, chosen) with gold B;
 - pointwise: slot 0 judges the chosen response alone, slot 1 the rejected one.
-Each prompt gets G samples, a GRPO group; the two groups of a pair are rewarded jointly (consistency, pointwise).
+In training each prompt gets G samples, a GRPO group; the two groups of a pair are rewarded jointly
+(consistency, pointwise). judgment_record turns a sample's text into the record the metrics read, so the
+step's metrics (step_metrics) and evaluation's reports come from one module, j1core/eval/metrics.py.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from j1core.eval.metrics import preference
+from j1core.eval.metrics import step_summary
 from j1core.judge.prompts import judge_prompt_ids
-from j1core.judge.rewards import (
-    correctness,
-    format_reward,
-    judged_winner,
-    pair_rewards,
-    parse_judgment,
-    pointwise_pair_rewards,
-)
+from j1core.judge.rewards import format_reward, judged_winner, pair_rewards, parse_judgment, pointwise_pair_rewards
 
 
 @dataclass
 class JudgePrompt:
+    """One judge prompt: a pair in one order (pairwise formats) or one of its responses (pointwise)."""
     pair_id: str
     pair_index: int
     slot: int          # 0 or 1, see the module docstring
     fmt: str
     gold: str | None   # "A" / "B" for pairwise formats, None for pointwise
     ids: list[int]
+    source: str = ""
+    category: str | None = None
+
+    @property
+    def order(self) -> int | None:
+        """Pairwise formats: 0 shows the chosen response as A, 1 shows it as B. None for pointwise."""
+        return None if self.fmt == "pointwise" else self.slot
+
+    @property
+    def response(self) -> str | None:
+        """Pointwise: the response judged, "chosen" (slot 0) or "rejected" (slot 1). None for pairwise."""
+        return ("chosen", "rejected")[self.slot] if self.fmt == "pointwise" else None
+
+    @property
+    def key(self) -> str:
+        """Unique per pair and slot: "<pair_id>|o0", "<pair_id>|o1", "<pair_id>|chosen", "<pair_id>|rejected"."""
+        return f"{self.pair_id}|o{self.slot}" if self.response is None else f"{self.pair_id}|{self.response}"
 
 
 def pair_format(fmt: str, pair_index: int) -> str:
@@ -41,20 +54,30 @@ def pair_format(fmt: str, pair_index: int) -> str:
 
 
 def build_prompts(pairs, fmt: str, tokenizer) -> list[JudgePrompt]:
+    """Two adjacent prompts per pair, slot 0 then slot 1 (see the module docstring)."""
     prompts = []
     for i, pair in enumerate(pairs):
         f = pair_format(fmt, i)
         if f == "pointwise":
-            prompts.append(JudgePrompt(pair.id, i, 0, f, None,
-                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.chosen)))
-            prompts.append(JudgePrompt(pair.id, i, 1, f, None,
-                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.rejected)))
+            shown = ((None, pair.chosen, None), (None, pair.rejected, None))
         else:
-            prompts.append(JudgePrompt(pair.id, i, 0, f, "A",
-                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.chosen, pair.rejected)))
-            prompts.append(JudgePrompt(pair.id, i, 1, f, "B",
-                                       judge_prompt_ids(tokenizer, f, pair.prompt, pair.rejected, pair.chosen)))
+            shown = (("A", pair.chosen, pair.rejected), ("B", pair.rejected, pair.chosen))
+        for slot, (gold, response_a, response_b) in enumerate(shown):
+            ids = judge_prompt_ids(tokenizer, f, pair.prompt, response_a, response_b)
+            prompts.append(JudgePrompt(pair.id, i, slot, f, gold, ids, pair.source, pair.category))
     return prompts
+
+
+def judgment_record(prompt: JudgePrompt, sample: int, text: str) -> dict:
+    """One judgment as a metrics record (j1core/eval/metrics.py): where it comes from, its parse, its winner
+    and whether that is the gold one (None for pointwise). Evaluation adds its output fields to it."""
+    judgment = parse_judgment(prompt.fmt, text)
+    winner = judged_winner(prompt.fmt, judgment)
+    return {"key": f"{prompt.key}|{sample}", "pair_id": prompt.pair_id, "source": prompt.source,
+            "category": prompt.category, "format": prompt.fmt, "order": prompt.order, "response": prompt.response,
+            "sample": sample, "gold": prompt.gold, "parsed": judgment.parsed, "verdict": judgment.verdict,
+            "score_a": judgment.score_a, "score_b": judgment.score_b, "score": judgment.score, "winner": winner,
+            "correct": None if prompt.gold is None else float(winner == prompt.gold)}
 
 
 def score_pair(first: JudgePrompt, second: JudgePrompt, texts0, texts1, reward: str, pairing: str,
@@ -80,41 +103,8 @@ def score_step(prompts: list[JudgePrompt], texts: list[list[str]], reward="consi
     return rewards
 
 
-def preferred_response(fmt: str, slot: int, text: str) -> str | None:
-    """Which response ("chosen" / "rejected") a pairwise judgment prefers; None if unparsed or a tie."""
-    preferred = preference(judged_winner(fmt, parse_judgment(fmt, text)), slot)
-    return None if preferred == "tie" else preferred
-
-
 def step_metrics(prompts: list[JudgePrompt], texts: list[list[str]]) -> dict:
-    """Accuracy per order, consistent accuracy, flip rate and parse/tie rates, sample i of each order matched."""
-    right = {0: [], 1: []}
-    both_right, flips, unparsed, ties, total = [], [], 0, 0, 0
-    for k in range(0, len(prompts), 2):
-        first, second = prompts[k], prompts[k + 1]
-        for t0, t1 in zip(texts[k], texts[k + 1]):
-            j0, j1 = parse_judgment(first.fmt, t0), parse_judgment(second.fmt, t1)
-            unparsed += (not j0.parsed) + (not j1.parsed)
-            total += 2
-            if first.fmt == "pointwise":
-                ok = j0.parsed and j1.parsed and j0.score > j1.score
-                ties += bool(j0.parsed and j1.parsed and j0.score == j1.score)
-                right[0].append(ok)
-                right[1].append(ok)
-                both_right.append(ok)
-                continue
-            ties += sum(judged_winner(first.fmt, j) == "tie" for j in (j0, j1))
-            c0, c1 = correctness(first.fmt, t0, first.gold), correctness(second.fmt, t1, second.gold)
-            right[0].append(c0 == 1.0)
-            right[1].append(c1 == 1.0)
-            both_right.append(c0 == 1.0 and c1 == 1.0)
-            p0, p1 = preferred_response(first.fmt, 0, t0), preferred_response(second.fmt, 1, t1)
-            if p0 is not None and p1 is not None:
-                flips.append(p0 != p1)
-
-    def mean(xs):
-        return sum(xs) / len(xs) if xs else None
-
-    return {"accuracy_order0": mean(right[0]), "accuracy_order1": mean(right[1]),
-            "accuracy": mean(right[0] + right[1]), "consistent_accuracy": mean(both_right),
-            "flip_rate": mean(flips), "unparseable_rate": unparsed / max(total, 1), "tie_rate": ties / max(total, 1)}
+    """Accuracy per order, consistent accuracy, flip rate and parse/tie rates of one step's samples, sample i
+    of each order matched (j1core/eval/metrics.step_summary)."""
+    return step_summary([judgment_record(p, i, text) for p, group in zip(prompts, texts)
+                         for i, text in enumerate(group)])

@@ -1,5 +1,5 @@
-"""The judge run: scripted judges through the resumable loop, forced-verdict logits, and end-to-end runs of a
-tiny random model over every benchmark adapter.
+"""The judge run: scripted judges through the resumable loop, forced verdicts on the engine against a plain
+forward, and end-to-end runs of a tiny random model over every benchmark adapter.
 
     python -m pytest tests/eval/test_evaluate.py
 """
@@ -14,16 +14,16 @@ from j1core.data.benchmarks import BENCHMARKS
 from j1core.data.pairs import Pair, save_pairs
 from j1core.eval.evaluate import (
     add_judge_args,
-    build_items,
-    build_report,
     check_args,
     check_run_identity,
+    engine_judge,
     judge_items,
-    next_token_logits,
     read_judgments,
     run_judge,
 )
+from j1core.eval.report import build_report
 from j1core.judge.prompts import OPEN_THINK, render_answer
+from j1core.judge.step import build_prompts
 from j1core.model import tiny_model
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -64,7 +64,7 @@ def right_judge(items, n, seed):
 
 
 def test_scripted_right_judge_through_the_loop(tmp_path, tokenizer):
-    items = build_items(PAIRS, "pairwise", tokenizer)
+    items = build_prompts(PAIRS, "pairwise", tokenizer)
     path = tmp_path / "judgments.jsonl"
     assert judge_items(items, right_judge, "pairwise", path, chunk_size=5, progress=False) == len(items)
     records = read_judgments(path)
@@ -76,7 +76,7 @@ def test_scripted_right_judge_through_the_loop(tmp_path, tokenizer):
 
 
 def test_scripted_pointwise_judge(tmp_path, tokenizer):
-    items = build_items(PAIRS, "pointwise", tokenizer)
+    items = build_prompts(PAIRS, "pointwise", tokenizer)
     assert {it.response for it in items} == {"chosen", "rejected"} and all(it.order is None for it in items)
     path = tmp_path / "judgments.jsonl"
     judge_items(items, right_judge, "pointwise", path, samples=2, progress=False)
@@ -86,7 +86,7 @@ def test_scripted_pointwise_judge(tmp_path, tokenizer):
 
 
 def test_never_parsing_judge_through_the_loop(tmp_path, tokenizer):
-    items = build_items(PAIRS, "pairwise", tokenizer)
+    items = build_prompts(PAIRS, "pairwise", tokenizer)
     path = tmp_path / "judgments.jsonl"
     judge_items(items, lambda its, n, seed: [[output("Paris.")] * n for _ in its], "pairwise", path,
                 progress=False)
@@ -99,7 +99,7 @@ class Killed(Exception):
 
 
 def test_resume_after_interrupt_redoes_nothing(tmp_path, tokenizer):
-    items = build_items(PAIRS, "pairwise", tokenizer)
+    items = build_prompts(PAIRS, "pairwise", tokenizer)
     path = tmp_path / "judgments.jsonl"
     first_chunk = []
 
@@ -126,7 +126,7 @@ def test_resume_after_interrupt_redoes_nothing(tmp_path, tokenizer):
 
 
 def test_resume_fills_only_missing_samples(tmp_path, tokenizer):
-    items = build_items(PAIRS[:1], "pairwise", tokenizer)
+    items = build_prompts(PAIRS[:1], "pairwise", tokenizer)
     path = tmp_path / "judgments.jsonl"
     judge_items(items, right_judge, "pairwise", path, samples=2, progress=False)
     lines = path.read_text().splitlines()
@@ -158,15 +158,31 @@ def test_argument_checks():
     check_args(parse("--model", "m", "--benchmark", "llmbar", "--out", "o", "--samples", 4, "--temperature", 1))
 
 
-def test_next_token_logits_matches_full_forward(tiny):
-    model = tiny[0]
-    gen = torch.Generator().manual_seed(0)
-    sequences = [torch.randint(0, 1000, (int(length),), generator=gen).tolist() for length in (5, 9, 3, 12, 7)]
-    token_ids = [65, 66]
-    fast = next_token_logits(model, sequences, token_ids, max_batch_tokens=20)  # several batches
-    with torch.no_grad():
-        plain = torch.stack([model(torch.tensor([s])).logits[0, -1, token_ids] for s in sequences])
-    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
+@pytest.mark.parametrize("think", [0, 3])
+def test_forced_judge_reads_the_letter_off_the_engine(tiny, think):
+    """Greedy forced verdicts: the letter is the larger of the A/B logits after prompt + sampled reasoning +
+    suffix, p_a is softmax over those two logits at T = 1 (plain HF forward), and the text is what was sampled."""
+    from j1core.engine.rollout import RolloutEngine
+    from j1core.judge.rollout import SamplingParams, sample_judgments
+    from j1core.judge.tokens import forced_suffix_ids, letter_ids
+
+    model, tok = tiny
+    items = build_prompts(PAIRS[:3], "pairwise", tok)
+    engine = RolloutEngine(model, tok)
+    outputs = engine_judge(engine, tok, "pairwise", True, 8, think, 0.0, 1.0)(items, 1, 0)
+    params = SamplingParams(forced_verdict=True, max_think_tokens=think, temperature=0.0)
+    samples = sample_judgments(engine, tok, [it.ids for it in items], "pairwise", params, [0] * len(items))
+    suffix, letters = forced_suffix_ids(tok), letter_ids(tok)
+    for item, (out,), (sample,) in zip(items, outputs, samples):
+        assert out["finish_reason"] == "forced" and out["new_tokens"] == len(sample.token_ids)
+        reasoning = sample.token_ids[:-1 - len(suffix)]  # greedy: the same tokens whatever the seed
+        assert len(reasoning) <= think and sample.token_ids[-1 - len(suffix):-1] == suffix
+        with torch.no_grad():
+            logits = model(torch.tensor([item.ids + reasoning + suffix])).logits[0, -1, letters]
+        assert out["p_a"] == pytest.approx(torch.softmax(logits.float(), -1)[0].item(), abs=1e-4)
+        letter = "AB"[int(logits.argmax())]
+        assert out["text"] == (OPEN_THINK + tok.decode(reasoning, skip_special_tokens=True)
+                               + render_answer("pairwise", letter))
 
 
 # ---------------------------------------------------------------- end to end with a tiny model
