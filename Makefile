@@ -23,6 +23,7 @@ bench: install
 	$(PY) bench/logprob.py
 	$(PY) bench/rollout.py
 	$(PY) bench/grpo_step.py
+	$(PY) bench/checkpointing.py
 
 # The default run, then the base and the trained judge on the built-in held-out split, side by side.
 DEMO ?= runs/demo

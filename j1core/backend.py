@@ -17,7 +17,7 @@ import torch
 
 from j1core.checkpoint import load_checkpoint, save_checkpoint
 from j1core.grpo import unbiased_std
-from j1core.logprobs import token_logprobs
+from j1core.logprobs import enable_gradient_checkpointing, token_logprobs
 from j1core.model import load_model, pick_device
 
 CHECKPOINT = "checkpoint"
@@ -57,6 +57,8 @@ class LocalBackend:
             reference.requires_grad_(False).eval()
         if cfg.freeze_embeddings:
             freeze_embeddings(policy)
+        if cfg.gradient_checkpointing:  # the policy only: the reference runs without gradients
+            enable_gradient_checkpointing(policy)
         self.policy, self.reference = policy, reference
         # The fused kernel is several times faster than the per-tensor loop on CPU and GPU alike.
         self.optimizer = torch.optim.AdamW(trained_parameters(policy), lr=cfg.lr, weight_decay=cfg.weight_decay,

@@ -55,6 +55,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     freeze_embeddings: bool = False
     micro_batch_size: int = 128
+    gradient_checkpointing: bool = False
     # GRPO
     loss_type: str = "grpo"
     beta: float = 0.0
@@ -124,6 +125,8 @@ HELP = {
     "max_grad_norm": "gradient clipping norm (0 = off)",
     "freeze_embeddings": "do not train the token embeddings (and the LM head tied to them)",
     "micro_batch_size": "sequences per forward/backward; gradients accumulate over a step's batch",
+    "gradient_checkpointing": "recompute each decoder layer of the policy in backward instead of keeping its "
+                              "activations (less memory, about one more forward; same results)",
     "loss_type": "aggregation: grpo | bnpo | dapo | dr_grpo",
     "beta": "KL coefficient to the frozen reference (0 = no reference model)",
     "eps_low": "lower clip range of the ratio",
@@ -152,7 +155,7 @@ GROUPS = {
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
                 "max_batch_tokens"),
     "optimisation": ("max_steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
-                     "freeze_embeddings", "micro_batch_size"),
+                     "freeze_embeddings", "micro_batch_size", "gradient_checkpointing"),
     "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio"),
     "output": ("output", "save_every", "resume", "tensorboard", "max_bad_steps", "progress", "seed"),
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),

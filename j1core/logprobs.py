@@ -17,12 +17,17 @@ the prompt's last hidden state predicts the token.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
+import torch.utils.checkpoint
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+from transformers.modeling_layers import GradientCheckpointingLayer
 
+from j1core.engine.rollout import MIN_SHARED_PREFIX  # a shorter common prefix is not worth its own pass
 from kernels import fused_linear_logprob
-
-MIN_SHARED_PREFIX = 8  # tokens: a shorter common prefix is not worth its own backbone pass
 
 
 def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0, return_entropy=False,
@@ -31,7 +36,10 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
     loss_mask[b, t] == 1 and 0 elsewhere; with return_entropy also entropy[B, L] of that distribution.
 
     prompt_lengths (LongTensor [B]) with group_size > 1 selects the grouped path: rows g*G .. g*G+G-1 share
-    their first prompt_lengths tokens, and loss_mask is 0 on every prompt position."""
+    their first prompt_lengths tokens, and loss_mask is 0 on every prompt position.
+
+    Gradient checkpointing (enable_gradient_checkpointing(model)) applies to both paths, with the same values
+    and gradients: see checkpointed_layers."""
     if input_ids.shape != attention_mask.shape or input_ids.shape != loss_mask.shape:
         raise ValueError(f"token_logprobs: input_ids {tuple(input_ids.shape)}, attention_mask "
                          f"{tuple(attention_mask.shape)} and loss_mask {tuple(loss_mask.shape)} must match")
@@ -39,13 +47,15 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
         raise ValueError("token_logprobs: loss_mask[:, 0] must be 0 (the first token has no prefix to score)")
     if prompt_lengths is not None and group_size > 1:
         check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size)
-        hidden, targets = grouped_scored_hidden(model, input_ids, attention_mask, loss_mask,
-                                                prompt_lengths.to(input_ids.device), group_size)
+        with checkpointed_layers(model):
+            hidden, targets = grouped_scored_hidden(model, input_ids, attention_mask, loss_mask,
+                                                    prompt_lengths.to(input_ids.device), group_size)
         scored = loss_mask.bool()
     else:
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        full = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                                position_ids=position_ids).last_hidden_state
+        with checkpointed_layers(model):
+            full = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                                    position_ids=position_ids).last_hidden_state
         shifted = loss_mask[:, 1:].bool()  # position t-1 predicts token t
         hidden, targets = full[:, :-1][shifted], input_ids[:, 1:][shifted]
         scored = torch.cat([shifted.new_zeros(shifted.shape[0], 1), shifted], dim=1)
@@ -155,7 +165,109 @@ def check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, gr
         bad = int((~same).nonzero()[0])
         raise ValueError(f"token_logprobs: rows {bad * group_size}..{bad * group_size + group_size - 1} "
                          f"(group {bad}) do not share the same prompt_lengths and prompt tokens")
-    checkpointed = any(getattr(module, "gradient_checkpointing", False) is True for module in model.modules())
-    if checkpointed and model.training and torch.is_grad_enabled():
-        raise ValueError("token_logprobs: the grouped path needs the prompt KV cache, which gradient "
-                         "checkpointing drops; use the plain path (prompt_lengths=None)")
+
+
+# ---- gradient checkpointing ------------------------------------------------------------------------------
+def enable_gradient_checkpointing(model) -> None:
+    """Checkpoint every decoder layer of the model in token_logprobs' training passes (non-reentrant): each
+    layer keeps only its inputs, and its activations are recomputed in the backward. The switch is HF's own
+    (the layers' `gradient_checkpointing` flag, so a model on which gradient_checkpointing_enable() was called
+    is checkpointed the same way); token_logprobs then runs the checkpoint itself (checkpointed_layers),
+    because HF's drops the KV cache that the grouped path needs."""
+    enable = getattr(model, "activation_checkpointing_enable", None)  # HF 5.x; the older name is deprecated
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+@contextlib.contextmanager
+def checkpointed_layers(model):
+    """While open, each decoder layer of the model whose gradient checkpointing is on (HF's flag) runs in
+    torch.utils.checkpoint (non-reentrant) with its KV cache kept. HF's own checkpointing sets cache=None
+    inside the layer, because replaying a layer that writes the cache would write it twice; here the layer
+    sees the cache through a ReplayCache: its forward writes the real cache (the keys / values the next pass
+    attends to, with autograd, as without checkpointing), and the recompute in backward only rebuilds the
+    same keys / values from the past it kept. So the grouped path checkpoints its prompt pass (each prompt's
+    KV produced once and kept for its completions; in backward each prompt layer is recomputed once, its
+    gradient summing the prompt's own and all G completions' shares), its shared-prefix pass and its
+    completion pass; the plain path checkpoints its one pass. Kept per layer until backward: the layer's
+    input hidden states, plus the past KV it attended to (kept by the grouped path without checkpointing
+    too). Values and gradients equal those of the pass without checkpointing.
+
+    Outside a training pass with gradients (eval mode, no_grad: reference log-probs) layers run as they are."""
+    flagged = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    layers = [m for m in flagged if isinstance(m, GradientCheckpointingLayer)]
+    others = [m for m in flagged if not isinstance(m, GradientCheckpointingLayer)]
+    own = [layer.__dict__.get("forward") for layer in layers]  # a forward set on the instance (hooks) stays
+    for layer in layers:
+        layer.forward = functools.partial(checkpointed_forward, layer, layer.forward)
+    for module in others:  # the backbone's flag would turn use_cache off (merge_with_config_defaults)
+        module.gradient_checkpointing = False
+    try:
+        yield
+    finally:
+        for module in others:
+            module.gradient_checkpointing = True
+        for layer, forward in zip(layers, own, strict=True):
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward
+
+
+CACHE_KWARGS = ("cache", "past_key_values")  # the decoder layers' name for the cache (older HF: the second)
+
+
+def checkpointed_forward(layer, forward, *args, **kwargs):
+    """layer's forward(*args, **kwargs) in a non-reentrant checkpoint with a ReplayCache (see
+    checkpointed_layers); a plain call outside training with gradients."""
+    if not (layer.training and torch.is_grad_enabled()):
+        return forward(*args, **kwargs)
+    caches = []
+    for name in CACHE_KWARGS:
+        if kwargs.get(name) is not None:
+            kwargs[name] = ReplayCache(kwargs[name])
+            caches.append(kwargs[name])
+
+    def run(*args):
+        layer.gradient_checkpointing = False  # HF's wrapper of forward would checkpoint again, dropping the cache
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            layer.gradient_checkpointing = True
+
+    out = torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+    for cache in caches:
+        cache.cache = None  # written; the recompute reads only the past it kept
+    return out
+
+
+class ReplayCache:
+    """A model's DynamicCache as one checkpointed decoder layer sees it. The layer's forward calls update
+    once: the layer's past keys / values are kept, then the real cache is updated (which returns past + new,
+    concatenated along the sequence). The recompute in backward calls update again with the recomputed new
+    keys / values: it returns the kept past + those (the same values and shapes, by the same op) and writes
+    nothing."""
+
+    def __init__(self, cache):
+        self.cache, self.past = cache, {}
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if layer_idx in self.past:  # the recompute in backward
+            past_keys, past_values = self.past[layer_idx]
+            return torch.cat([past_keys, key_states], dim=-2), torch.cat([past_values, value_states], dim=-2)
+        if self.cache is None:
+            raise RuntimeError("ReplayCache: a layer index that the checkpointed forward did not update")
+        layers = self.cache.layers
+        layer = layers[layer_idx] if layer_idx < len(layers) else None
+        if layer is not None and layer.is_initialized:
+            self.past[layer_idx] = (layer.keys, layer.values)
+        else:  # DynamicLayer.update concatenates an empty tensor with the first keys / values
+            self.past[layer_idx] = (key_states.new_empty(0), value_states.new_empty(0))
+        out = self.cache.update(key_states, value_states, layer_idx, *args, **kwargs)
+        written = self.cache.layers[layer_idx]
+        if type(written) is not DynamicLayer or getattr(self.cache, "offloading", False):
+            raise NotImplementedError(f"token_logprobs' gradient checkpointing replays plain DynamicLayer caches "
+                                      f"only, not {type(written).__name__} (sliding-window or offloaded caches)")
+        return out

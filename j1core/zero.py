@@ -49,7 +49,7 @@ from safetensors.torch import load_file, save_file
 
 from j1core.backend import CHECKPOINT, freeze_embeddings, trained_parameters
 from j1core.checkpoint import TRAINER_STATE, capture_rng, resolve_checkpoint, save_checkpoint, to_json
-from j1core.logprobs import token_logprobs
+from j1core.logprobs import enable_gradient_checkpointing, token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
 
 ZERO_DIR = "zero"
@@ -163,6 +163,8 @@ class ZeroBackend:
         policy = load_causal_lm(cfg, self.device)
         if cfg.freeze_embeddings:
             freeze_embeddings(policy)
+        if cfg.gradient_checkpointing:  # the policy only: the reference runs without gradients
+            enable_gradient_checkpointing(policy)
         module = LogprobModule(policy)
         self.ds, *_ = deepspeed.initialize(model=module, model_parameters=trained_parameters(module),
                                            config=self.ds_config)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from j1core.logprobs import MIN_SHARED_PREFIX, common_prefix_length, token_logprobs
+from j1core.logprobs import MIN_SHARED_PREFIX, common_prefix_length, enable_gradient_checkpointing, token_logprobs
 from j1core.model import tiny_model
 
 
@@ -197,10 +197,51 @@ def test_grouped_path_rejects_bad_groups(model_and_tokenizer):
         call(mask=in_prompt)
 
 
-def test_grouped_path_refuses_gradient_checkpointing():
-    model, tokenizer = tiny_model("llama", seed=0)
-    model.gradient_checkpointing_enable()
-    model.train()
-    input_ids, attention_mask, loss_mask, lengths = grouped_batch(len(tokenizer), (4, 7), group_size=2)
-    with pytest.raises(ValueError, match="gradient checkpointing"):
-        token_logprobs(model, input_ids, attention_mask, loss_mask, prompt_lengths=lengths, group_size=2)
+def counting_layer_calls(monkeypatch, model):
+    """A list that grows by one at every decoder-layer forward, the recomputes in backward included."""
+    calls, layer_class = [], type(model.model.layers[0])
+    original = layer_class.forward
+
+    def forward(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(layer_class, "forward", forward)
+    return calls
+
+
+@pytest.mark.parametrize("layout", ["plain", "grouped", "grouped-shared-prefix"])
+def test_gradient_checkpointing_gives_the_same_values_and_gradients(monkeypatch, layout):
+    """With enable_gradient_checkpointing every decoder layer runs again in backward, on the plain path and on
+    the grouped path too (its prompt KV cache written once in the forward; the recompute replays it, and the
+    prompt layers get the completions' gradients through it): log-probs, entropies and every parameter's
+    gradient equal the pass without checkpointing. (This replaces a test that the grouped path refused
+    gradient checkpointing.)"""
+    model, tokenizer = tiny_model("llama", seed=0, layers=2)
+    checkpointed, _ = tiny_model("llama", seed=0, layers=2)
+    enable_gradient_checkpointing(checkpointed)
+    model.train(), checkpointed.train()
+    if layout == "plain":
+        batch, grouping = right_padded_batch(len(tokenizer), seed=4), {}
+    else:
+        *batch, lengths = grouped_batch(len(tokenizer), seed=4, shared_prefix=MIN_SHARED_PREFIX + 2 if
+                                        layout == "grouped-shared-prefix" else 0)
+        grouping = {"prompt_lengths": lengths, "group_size": 3}
+    calls = counting_layer_calls(monkeypatch, model)
+    expected = token_logprobs(model, *batch, temperature=0.7, return_entropy=True, **grouping)
+    expected_grads = grads_of(model, expected)
+    plain_calls, calls[:] = len(calls), []
+    got = token_logprobs(checkpointed, *batch, temperature=0.7, return_entropy=True, **grouping)
+    forward_calls = len(calls)
+    got_grads = grads_of(checkpointed, got)
+    assert forward_calls == plain_calls and len(calls) == 2 * plain_calls  # each layer recomputed once
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-6, rtol=1e-6)
+    for g, e in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-6 * max(1.0, e.abs().max().item()), rtol=1e-6)
+    assert all("forward" not in vars(layer) for layer in checkpointed.model.layers)  # the layers as they were
+    calls[:] = []
+    with torch.no_grad():  # reference / old log-probs: nothing to recompute, the same values
+        again = token_logprobs(checkpointed, *batch, temperature=0.7, **grouping)
+    assert len(calls) == plain_calls
+    torch.testing.assert_close(again, expected[0].detach(), atol=1e-6, rtol=1e-6)

@@ -124,6 +124,24 @@ def test_freeze_embeddings_keeps_the_tied_embeddings(tmp_path):
     assert id(embed) not in optimized
 
 
+def test_gradient_checkpointing_gives_the_same_steps(tmp_path):
+    """--gradient-checkpointing recomputes the policy's layers in backward (the grouped log-prob path, with
+    reasoning tokens and the KL to the reference): the same loss, gradient norm and metrics at every step."""
+    plain = make_trainer(tmp_path / "a", layers=2, max_steps=2)
+    checkpointed = make_trainer(tmp_path / "b", layers=2, max_steps=2, gradient_checkpointing=True)
+    assert all(layer.gradient_checkpointing for layer in checkpointed.policy.model.layers)
+    assert not any(layer.gradient_checkpointing for layer in checkpointed.reference.model.layers)
+    plain.train()
+    checkpointed.train()
+    expected, got = read_metrics(tmp_path / "a" / "run"), read_metrics(tmp_path / "b" / "run")
+    assert [m["step"] for m in got] == [1, 2] and all(m["skipped"] == 0 for m in got)
+    for g, e in zip(got, expected, strict=True):
+        assert g.keys() == e.keys()
+        assert g == {k: pytest.approx(v, rel=1e-6, abs=1e-9) if isinstance(v, float) else v for k, v in e.items()}
+    for p, q in zip(plain.policy.parameters(), checkpointed.policy.parameters(), strict=True):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+
+
 def test_resume_with_other_trained_parameters_names_the_field(tmp_path):
     make_trainer(tmp_path, max_steps=1).train()
     other = make_trainer(tmp_path, max_steps=2, freeze_embeddings=True)
