@@ -18,7 +18,8 @@ from pathlib import Path
 import j1core.trainer
 from j1core.config import parse_config
 from j1core.judge.prompts import forced_suffix, render_answer
-from j1core.judge.rollout import JudgeSample, letter_ids
+from j1core.judge.rollout import JudgeSample
+from j1core.judge.tokens import letter_ids
 
 TINY = ["--pairs-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "--max-think-tokens", "4",
         "--micro-batch-size", "3", "--beta", "0.01", "--lr", "1e-3", "--warmup-steps", "2", "--no-progress"]

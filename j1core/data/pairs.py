@@ -7,8 +7,8 @@ list. Every bad record raises a DataError that names the file, the line and the 
 skip_invalid=True bad records are skipped instead and one warning sums them up per reason.
 Extra fields in a record are ignored. Blank JSONL lines are allowed.
 
-J1 trains on both orders of every pair, (x, a, b) with gold A and (x, b, a) with gold B; both_orders keeps
-the two orders adjacent so that a batch cut on an even boundary always holds both.
+J1 trains on both orders of every pair, (x, a, b) with gold A and (x, b, a) with gold B: j1core/judge/step.py
+builds the two judge prompts of a pair side by side, so a step always holds both.
 """
 from __future__ import annotations
 
@@ -38,18 +38,6 @@ class Pair:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class OrderedPair:
-    pair_id: str
-    prompt: str
-    response_a: str
-    response_b: str
-    gold: str  # "A" or "B": which response is the chosen one
-    order: int  # 0: chosen is A; 1: swapped, chosen is B
-    source: str
-    category: str | None = None
 
 
 class DataError(ValueError):
@@ -183,16 +171,7 @@ def save_pairs(pairs, path) -> None:
     os.replace(tmp, path)
 
 
-# ---------------------------------------------------------------- orders and splits
-
-def both_orders(pairs) -> list[OrderedPair]:
-    """[p0 order 0, p0 order 1, p1 order 0, ...]: (x, chosen, rejected) gold A, then (x, rejected, chosen) gold B."""
-    ordered = []
-    for p in pairs:
-        ordered.append(OrderedPair(p.id, p.prompt, p.chosen, p.rejected, "A", 0, p.source, p.category))
-        ordered.append(OrderedPair(p.id, p.prompt, p.rejected, p.chosen, "B", 1, p.source, p.category))
-    return ordered
-
+# ---------------------------------------------------------------- seeds and splits
 
 def stable_hash(*parts) -> int:
     """A hash that does not change between runs or machines (unlike Python's hash of a str)."""

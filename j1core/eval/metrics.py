@@ -1,10 +1,13 @@
 """Judge metrics from per-judgment records: accuracy, position consistency, flip rate, SC@k, Mean-Score@k.
 
-    python -m pytest tests/eval/test_metrics.py
+    python -m pytest tests/eval/test_metrics.py tests/judge/test_step.py
 
-Pure functions over plain dicts (the lines of judgments.jsonl), no model. One record is one judge output:
+The one metrics module of j1: evaluation reports (compute_report) and the trainer's per-step metrics
+(step_summary, through j1core/judge/step.step_metrics) both read the same per-sample values (sample_values).
+Pure functions over plain dicts (the lines of judgments.jsonl, or j1core/judge/step.judgment_record's),
+no model. One record is one judge output:
     pair_id, category, sample (0..k-1), parsed (bool), winner ("A"|"B"|"tie"|None, from rewards.judged_winner),
-    score_a, score_b, score (floats|None), and either
+    score_a, score_b, score (floats|None), format (the judge format; step_summary reads it), and either
     order 0|1 (pairwise formats; order 0 shows the chosen response as A) or
     response "chosen"|"rejected" (pointwise: each response judged alone, order None).
 
@@ -29,6 +32,9 @@ Definitions (all over pairs, so a bootstrap over pairs gives their intervals):
   Mean-Score@k only: its samples carry scores, not verdicts.
 - Pointwise has no order: accuracy is per pair, consistent_accuracy equals accuracy (no position to be
   inconsistent about), and the per-order accuracies and flip rate are None.
+- Training steps (step_summary) pool the single-sample values over every (pair, sample) of the batch
+  instead of averaging per pair, score no seeded order (accuracy is the mean of both orders), and may mix
+  formats; its docstring lists where its conventions differ.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ Reasoning always comes first, inside <think>...</think>; scores are 0 to 10 with
 Layout: the instructions sit in the system message and the question opens the user message, so the two
 orders (x,a,b) and (x,b,a) of a pair share every token up to the first response, and a rollout engine can
 prefill that prefix once. By default the assistant turn is pre-opened with "<think>\n" (OPEN_THINK), so the
-completion starts inside the reasoning; the parser in j1core/rewards accepts completions with or without it.
+completion starts inside the reasoning; the parser in j1core/judge/rewards.py accepts completions with or without it.
 
 Constrained verdict decoding (the bundled SmolLM2 never emits the format on its own, see DESIGN.md): the
 answer that follows the reasoning is a fixed layout of literal text and slots (ANSWER_LAYOUT). The trainer

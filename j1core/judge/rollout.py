@@ -18,7 +18,6 @@ Two ways to sample a pairwise judgment:
   With no reasoning (--max-think-tokens 0) the forced tokens are the same for all G samples, so the engine
   prefills them with the prompt and draws the letter from the prefill's logits, and the log-prob pass runs
   them once per group (pack_batch's prompt_lengths): each sample then costs one token.
-Training and evaluation (j1core/eval/evaluate.py) both sample judgments here: one forced-verdict path.
 Score formats always sample freely.
 """
 from __future__ import annotations

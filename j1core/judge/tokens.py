@@ -2,9 +2,8 @@
 
     python -m pytest tests/judge/test_rollout.py -q
 
-The one place these ids come from, so that the trainer's rollout (j1core/judge/rollout.py), its one-pass
-verdict step (j1core/verdict_pass.py), the completion-length cap and evaluation (j1core/eval/evaluate.py)
-all feed and choose the same tokens.
+The one place these ids come from, so that the judge sampler (j1core/judge/rollout.py, used by training and
+by evaluation), the completion-length cap and test scripts feed and choose the same tokens.
 """
 from __future__ import annotations
 

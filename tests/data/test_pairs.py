@@ -11,12 +11,14 @@ from j1core.data.pairs import (
     DataError,
     Pair,
     PairStream,
-    both_orders,
     load_pairs,
     read_pairs,
     save_pairs,
     split_pairs,
 )
+from j1core.judge.prompts import judge_prompt_ids
+from j1core.judge.step import build_prompts
+from j1core.model import load_tokenizer
 
 
 def make_pairs(n, prompts=None):
@@ -100,15 +102,20 @@ def test_json_list_lines_and_round_trip(tmp_path):
 
 
 def test_both_orders_adjacent_with_golds():
+    """build_prompts (j1core/judge/step.py) gives every pair its two orders, adjacent, with their golds."""
+    tok = load_tokenizer("smollm2-135m-instruct")
     pairs = make_pairs(5)
-    ordered = both_orders(pairs)
+    ordered = build_prompts(pairs, "pairwise", tok)
+
+    def shown(p, response_a, response_b):  # the prompt shows response_a as A and response_b as B
+        return judge_prompt_ids(tok, "pairwise", p.prompt, response_a, response_b)
+
     assert len(ordered) == 2 * len(pairs)
     for i, pair in enumerate(pairs):
         first, second = ordered[2 * i], ordered[2 * i + 1]
         assert first.pair_id == second.pair_id == pair.id
-        assert (first.order, first.gold, first.response_a, first.response_b) == (0, "A", pair.chosen, pair.rejected)
-        assert (second.order, second.gold, second.response_a, second.response_b) == (1, "B", pair.rejected,
-                                                                                      pair.chosen)
+        assert (first.order, first.gold, first.ids) == (0, "A", shown(pair, pair.chosen, pair.rejected))
+        assert (second.order, second.gold, second.ids) == (1, "B", shown(pair, pair.rejected, pair.chosen))
         assert first.category == second.category == pair.category
 
 
