@@ -182,9 +182,9 @@ class CompactDecoder:
         return self.lm_head(self.rms_norm(last, w["norm"]))
 
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """float32 logits [B, V]. Unpacked on CPU, the vocabulary is done in LM_HEAD_CHUNK-column slices:
-        one [64, 576] x [576, 49152] matmul ran at 44 GFLOP/s on a core here, 2,048-column slices (whose
-        weights stay in cache) at ~60. Each logit is the same dot product either way. Packed, one call."""
+        """float32 logits [B, V]. Unpacked on CPU, the vocabulary is done in LM_HEAD_CHUNK-column slices, whose
+        weights stay in cache (faster than one matmul over the whole vocabulary; docs/benchmarks.md). Each logit
+        is the same dot product either way. Packed, one call."""
         weight = self.weights["lm_head"]
         if weight.is_mkldnn or hidden.device.type != "cpu" or weight.shape[0] <= 2 * LM_HEAD_CHUNK:
             return linear(hidden, weight).float()
