@@ -96,7 +96,7 @@ class Trainer:
     def train_step(self) -> dict:
         cfg, times = self.cfg, {}
         pairs = self.backend.shard(self.stream.take(cfg.pairs_per_step))
-        prompts = build_prompts(pairs, cfg.format, self.tokenizer)
+        prompts = build_prompts(pairs, cfg.format, self.tokenizer, cfg.prompt_style)
 
         t = time.perf_counter()
         self.policy.eval()

@@ -58,10 +58,21 @@ def test_paper_presets_follow_the_recipe():
 
 
 @pytest.mark.parametrize("name", ["j1-llama-8b.yaml", "j1-qwen3-32b-multitask.yaml"])
-def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name):
+def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name, monkeypatch):
     """The preset as written, on a tiny random Llama, with the batch and the thought shrunk to CPU size."""
+    import j1core.trainer
     from j1core.model import tiny_model
     from j1core.trainer import Trainer
+
+    texts = []
+    build = j1core.trainer.build_prompts
+
+    def spy(pairs, fmt, tokenizer, style="compact"):
+        prompts = build(pairs, fmt, tokenizer, style)
+        texts.extend(tokenizer.decode(p.ids) for p in prompts)
+        return prompts
+
+    monkeypatch.setattr(j1core.trainer, "build_prompts", spy)
 
     model, tokenizer = tiny_model("llama", layers=1)
     model.save_pretrained(tmp_path / "model")
@@ -73,3 +84,4 @@ def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name):
     Trainer(cfg).train()
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2
+    assert texts and all("act as an impartial judge" in t for t in texts)  # the paper's prompts were trained on

@@ -41,8 +41,8 @@ from j1core.runlog import progress_bar
 
 SOURCES = BENCHMARKS + ("builtin", "jsonl")
 # Settings that change what a judgment is; resuming with a different value would mix two evaluations.
-RUN_IDENTITY = ("model", "benchmark", "data", "format", "samples", "temperature", "top_p", "max_new_tokens",
-                "forced_verdict", "max_think_tokens", "seed")
+RUN_IDENTITY = ("model", "benchmark", "data", "format", "prompt_style", "samples", "temperature", "top_p",
+                "max_new_tokens", "forced_verdict", "max_think_tokens", "seed")
 
 
 def add_judge_args(parser) -> None:
@@ -59,6 +59,8 @@ def add_judge_args(parser) -> None:
     data.add_argument("--limit", type=int, default=None, help="judge a seeded sample of N pairs")
     judge = parser.add_argument_group("judge")
     judge.add_argument("--format", default="pairwise", choices=FORMATS, help="judge format (default: pairwise)")
+    judge.add_argument("--prompt-style", default="compact",
+                       help="compact (j1's prompts), paper (the J1 paper's), or a template file (default: compact)")
     judge.add_argument("--samples", type=int, default=1, help="k samples per prompt, for SC@k / Mean-Score@k")
     judge.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     judge.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1 = off)")
@@ -224,7 +226,7 @@ def run_judge(args) -> dict:
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
     judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
                          args.max_think_tokens, args.temperature, args.top_p)
-    items = build_prompts(pairs, args.format, tokenizer)
+    items = build_prompts(pairs, args.format, tokenizer, args.prompt_style)
     path = out_dir / "judgments.jsonl"
     judged = judge_items(items, judge, args.format, path, args.samples, args.chunk_size, args.seed, args.progress)
     meta = {**identity, "subset": args.subset, "limit": args.limit, "device": device, "dtype": args.dtype,

@@ -53,7 +53,7 @@ def pair_format(fmt: str, pair_index: int) -> str:
     return fmt
 
 
-def build_prompts(pairs, fmt: str, tokenizer) -> list[JudgePrompt]:
+def build_prompts(pairs, fmt: str, tokenizer, style: str = "compact") -> list[JudgePrompt]:
     """Two adjacent prompts per pair, slot 0 then slot 1 (see the module docstring)."""
     prompts = []
     for i, pair in enumerate(pairs):
@@ -63,7 +63,7 @@ def build_prompts(pairs, fmt: str, tokenizer) -> list[JudgePrompt]:
         else:
             shown = (("A", pair.chosen, pair.rejected), ("B", pair.rejected, pair.chosen))
         for slot, (gold, response_a, response_b) in enumerate(shown):
-            ids = judge_prompt_ids(tokenizer, f, pair.prompt, response_a, response_b)
+            ids = judge_prompt_ids(tokenizer, f, pair.prompt, response_a, response_b, style=style)
             prompts.append(JudgePrompt(pair.id, i, slot, f, gold, ids, pair.source, pair.category))
     return prompts
 
