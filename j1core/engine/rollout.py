@@ -181,6 +181,7 @@ class RolloutEngine:
         if len(prompt_seeds) != len(prompts):
             raise ValueError(f"rollout: {len(prompt_seeds)} seeds for {len(prompts)} prompts")
         steps = max_new_tokens + (len(forced_suffix) + 1 if tail else 0)
+        self.decoder.check_length(max(len(p) for p in prompts) + steps)  # a sliding window, before any work
         stop_ids = torch.tensor(stop_ids_of(self.eos_ids, stop_token_ids),
                                 dtype=torch.long, device=self.device)
         sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "generator": None}

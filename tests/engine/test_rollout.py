@@ -159,8 +159,8 @@ def test_unsupported_architectures_are_refused():
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
     with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
         RolloutEngine(gpt2)
-    scaled, _ = tiny_model("llama", rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4})
-    with pytest.raises(ValueError, match="rope type 'linear'"):
+    scaled, _ = tiny_model("llama", rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4})
+    with pytest.raises(ValueError, match="rope type 'dynamic'"):
         RolloutEngine(scaled)
 
 
