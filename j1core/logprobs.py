@@ -52,7 +52,7 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
                          f"(final_logit_softcapping={model.config.final_logit_softcapping}); the LM head here is a "
                          f"plain linear layer")
     if prompt_lengths is not None and group_size > 1:
-        check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size)
+        check_groups(input_ids, attention_mask, loss_mask, prompt_lengths, group_size)
         with checkpointed_layers(model):
             hidden, targets = grouped_scored_hidden(model, input_ids, attention_mask, loss_mask,
                                                     prompt_lengths.to(input_ids.device), group_size)
@@ -143,7 +143,7 @@ def repeated_cache(cache, repeats, config):
     return DynamicCache(ddp_cache_data=layers, config=config)
 
 
-def check_groups(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size):
+def check_groups(input_ids, attention_mask, loss_mask, prompt_lengths, group_size):
     """Clear errors for batches that do not have the grouped layout."""
     rows, width = input_ids.shape
     prompt_lengths = prompt_lengths.to(input_ids.device)

@@ -1,5 +1,6 @@
 """Plain, slow versions of the engine's fast paths, for the tests to compare against (the library never
-imports them): top-k / top-p filtering row by row, and decode attention with a per-row copy of the prompt KV.
+imports them): top-k / top-p filtering row by row, decode attention with a per-row copy of the prompt KV,
+and log-probs of a completion from one teacher-forced HF forward.
 """
 import torch
 import torch.nn.functional as F
@@ -41,3 +42,11 @@ def shared_prompt_attention_reference(q, prompt_keys, prompt_values, prompt_vali
         outs.append(F.scaled_dot_product_attention(q[row:row + 1], keys[None], values[None], enable_gqa=True))
     batch, heads, _, dim = q.shape
     return torch.cat(outs).reshape(batch, 1, heads * dim)
+
+
+def teacher_forced_logprobs(model, prompt, completion, temperature=1.0):
+    """log p(completion token | prefix) at temperature T from one plain forward of prompt + completion."""
+    ids = torch.tensor([prompt + completion])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt) - 1:-1].float() / temperature
+    return torch.log_softmax(logits, -1).gather(-1, ids[0, len(prompt):, None]).squeeze(-1)

@@ -19,6 +19,7 @@ from j1core.engine.decoder import CompactDecoder
 from j1core.engine.rollout import RolloutEngine
 from j1core.model import check_architecture, load_model, tiny_model
 from j1core.trainer import Trainer
+from tests.engine.reference import teacher_forced_logprobs
 
 FAMILIES = ["llama3.1", "llama3.2", "qwen2", "qwen3", "mistral", "gemma3"]
 PROMPTS = [[1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 100, 101],  # shares 11 tokens with the next prompt
@@ -75,12 +76,6 @@ def test_scaled_rope_types_match_hf(rope):
             torch.testing.assert_close(torch.tensor(sample.logprobs),
                                        teacher_forced_logprobs(model, prompt, sample.token_ids), atol=1e-4, rtol=0)
 
-
-def teacher_forced_logprobs(model, prompt, completion, temperature=1.0):
-    ids = torch.tensor([prompt + completion])
-    with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt) - 1:-1].float() / temperature
-    return torch.log_softmax(logits, -1).gather(-1, ids[0, len(prompt):, None]).squeeze(-1)
 
 
 def test_greedy_matches_hf_generate(tiny):

@@ -11,6 +11,7 @@ from j1core.engine.decoder import CompactDecoder
 from j1core.engine.packed_linear import packing_available
 from j1core.engine.rollout import RolloutEngine, plan_waves, prefix_groups
 from j1core.model import tiny_model
+from tests.engine.reference import teacher_forced_logprobs
 
 PROMPTS = [[1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 100, 101],  # shares 11 tokens with the next prompt
            [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 200, 300, 400],
@@ -37,12 +38,6 @@ def llama():
     """One architecture: for the tests of the engine's own scheduling, which does not depend on it."""
     return make_model("llama")
 
-
-def teacher_forced_logprobs(model, prompt, completion, temperature=1.0):
-    ids = torch.tensor([prompt + completion])
-    with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt) - 1:-1].float() / temperature
-    return torch.log_softmax(logits, -1).gather(-1, ids[0, len(prompt):, None]).squeeze(-1)
 
 
 def test_greedy_matches_hf_generate(tiny):
