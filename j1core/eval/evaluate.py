@@ -20,7 +20,8 @@ resume point: items are written a chunk at a time and flushed; a rerun with the 
 already there (a truncated last line is cut off) and refuses to mix runs whose settings differ
 (judge_config.json). Each prompt samples from its own seed (run seed, item key), so what it gets does not
 depend on the chunking or on an interruption. Metric definitions: j1core/eval/metrics.py; the report's
-files: j1core/eval/report.py.
+files: j1core/eval/report.py. A `--benchmark jsonl` file without labels (prompt, response_a, response_b) is
+judged the same way and gets verdicts and an agreement summary instead of accuracies: j1core/eval/verdicts.py.
 """
 from __future__ import annotations
 

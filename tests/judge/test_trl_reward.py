@@ -9,7 +9,8 @@ from j1core.judge.api import Comparison, Judge, Score
 from j1core.judge.trl_reward import JudgeReward, message_text
 from j1core.model import tiny_model
 
-PROMPTS = ["What is 2 + 2?", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]]
+PROMPTS = ["What is 2 + 2?",
+           [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]]
 COMPLETIONS = ["4", [{"role": "assistant", "content": "Blue."}]]
 REFERENCES = ["5", "Seven."]
 
