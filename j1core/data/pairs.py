@@ -2,7 +2,8 @@
 
     python -m pytest tests/data/test_pairs.py -q
 
-A pair is (id, prompt, chosen, rejected, source, category). Files are JSONL (one object a line) or a JSON
+A pair is (id, prompt, chosen, rejected, source, category); the prompt is a string or a conversation, a list
+of {"role", "content"} messages (j1core/data/messages.py). Files are JSONL (one object a line) or a JSON
 list. Every bad record raises a DataError that names the file, the line and the field; with
 skip_invalid=True bad records are skipped instead and one warning sums them up per reason.
 Extra fields in a record are ignored. Blank JSONL lines are allowed.
@@ -22,6 +23,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from j1core.data.messages import conversation_problem, prompt_key
+
 REQUIRED_TEXT_FIELDS = ("id", "prompt", "chosen", "rejected", "source")
 REASONS = ("invalid_json", "not_object", "missing_field", "wrong_type", "empty_text", "identical",
            "duplicate_id")
@@ -30,7 +33,7 @@ REASONS = ("invalid_json", "not_object", "missing_field", "wrong_type", "empty_t
 @dataclass
 class Pair:
     id: str
-    prompt: str
+    prompt: str | list[dict]  # a conversation: [{"role": "user" | "assistant" | "system", "content": str}, ...]
     chosen: str
     rejected: str
     source: str
@@ -92,8 +95,14 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
     for field in REQUIRED_TEXT_FIELDS:
         if field not in record:
             raise DataError(path, line, field, "missing_field", "missing")
+        if field == "prompt" and isinstance(record[field], list):
+            problem = conversation_problem(record[field])
+            if problem:
+                raise DataError(path, line, *problem)
+            continue
         if not isinstance(record[field], str):
-            raise DataError(path, line, field, "wrong_type", f"expected a string, got {_kind(record[field])}")
+            wanted = "a string or a list of messages" if field == "prompt" else "a string"
+            raise DataError(path, line, field, "wrong_type", f"expected {wanted}, got {_kind(record[field])}")
         if not record[field].strip():
             raise DataError(path, line, field, "empty_text", "empty text")
     category = record.get("category")
@@ -101,7 +110,10 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
         raise DataError(path, line, "category", "wrong_type", f"expected a string or null, got {_kind(category)}")
     if record["chosen"].strip() == record["rejected"].strip():
         raise DataError(path, line, "rejected", "identical", "identical to 'chosen'")
-    return Pair(record["id"], record["prompt"], record["chosen"], record["rejected"], record["source"], category)
+    prompt = record["prompt"]
+    if isinstance(prompt, list):
+        prompt = [{"role": m["role"], "content": m["content"]} for m in prompt]
+    return Pair(record["id"], prompt, record["chosen"], record["rejected"], record["source"], category)
 
 
 def _kind(value) -> str:
@@ -188,15 +200,15 @@ def split_pairs(pairs, heldout_fraction: float, seed: int) -> tuple[list[Pair], 
     if not 0.0 <= heldout_fraction <= 1.0:
         raise ValueError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
     target = round(len(pairs) * heldout_fraction)
-    group_sizes = Counter(p.prompt for p in pairs)
+    group_sizes = Counter(prompt_key(p.prompt) for p in pairs)
     heldout_prompts, taken = set(), 0
     for prompt in sorted(group_sizes, key=lambda text: (stable_hash("split", seed, text), text)):
         if taken >= target:
             break
         heldout_prompts.add(prompt)
         taken += group_sizes[prompt]
-    train = [p for p in pairs if p.prompt not in heldout_prompts]
-    heldout = [p for p in pairs if p.prompt in heldout_prompts]
+    train = [p for p in pairs if prompt_key(p.prompt) not in heldout_prompts]
+    heldout = [p for p in pairs if prompt_key(p.prompt) in heldout_prompts]
     return train, heldout
 
 

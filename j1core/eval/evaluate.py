@@ -20,7 +20,8 @@ resume point: items are written a chunk at a time and flushed; a rerun with the 
 already there (a truncated last line is cut off) and refuses to mix runs whose settings differ
 (judge_config.json). Each prompt samples from its own seed (run seed, item key), so what it gets does not
 depend on the chunking or on an interruption. Metric definitions: j1core/eval/metrics.py; the report's
-files: j1core/eval/report.py.
+files: j1core/eval/report.py. A `--benchmark jsonl` file without labels (prompt, response_a, response_b) is
+judged the same way and gets verdicts and an agreement summary instead of accuracies: j1core/eval/verdicts.py.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from j1core.data.benchmarks import BENCHMARKS, load_benchmark
 from j1core.data.pairs import load_pairs, stable_hash
 from j1core.eval.report import build_report, headline_line, write_report
+from j1core.eval.verdicts import is_unlabeled, load_unlabeled, verdicts_line, write_verdicts
 from j1core.judge.prompts import FORMATS, OPEN_THINK
 from j1core.judge.rollout import SamplingParams, sample_judgments
 from j1core.judge.step import build_prompts, judgment_record
@@ -95,8 +97,9 @@ def check_args(args) -> None:
 
 def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0):
     """The pairs to judge: a subset, then a seeded sample of `limit` pairs kept in file order."""
-    if benchmark == "jsonl":
-        pairs = [p for p in load_pairs(data) if subset in (None, p.category, p.source)]
+    if benchmark == "jsonl":  # a file without labels (response_a / response_b): j1core/eval/verdicts.py
+        loaded = load_unlabeled(data) if is_unlabeled(data) else load_pairs(data)
+        pairs = [p for p in loaded if subset in (None, p.category, p.source)]
     elif benchmark == "builtin":
         from j1core.data.builtin import builtin_pairs
 
@@ -227,10 +230,17 @@ def run_judge(args) -> dict:
     judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
                          args.max_think_tokens, args.temperature, args.top_p)
     items = build_prompts(pairs, args.format, tokenizer, args.prompt_style)
+    unlabeled = args.benchmark == "jsonl" and is_unlabeled(args.data)
+    if unlabeled:  # no gold: the records carry no `correct`
+        items = [replace(it, gold=None) for it in items]
     path = out_dir / "judgments.jsonl"
     judged = judge_items(items, judge, args.format, path, args.samples, args.chunk_size, args.seed, args.progress)
     meta = {**identity, "subset": args.subset, "limit": args.limit, "device": device, "dtype": args.dtype,
             "items_judged_this_run": judged, "wall_s": time.time() - started}
+    if unlabeled:
+        report = write_verdicts(read_judgments(path), pairs, args.format, out_dir, meta)
+        print(f"{out_dir}/verdicts.jsonl: {verdicts_line(report)}")
+        return report
     report = build_report(read_judgments(path), pairs, args.format, args.seed, args.bootstrap, meta)
     write_report(report, out_dir)
     print(f"{out_dir}/report.md: {headline_line(report)}")

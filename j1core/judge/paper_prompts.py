@@ -2,7 +2,8 @@
 
     python -m pytest tests/judge/test_prompts.py -q
 
-Each is one user message with named placeholders: {instruction} (the question), {response_A}/{response_B}
+Each is one user message with named placeholders: {instruction} (the question, or a multi-turn prompt's
+transcript: j1core/data/messages.py), {response_A}/{response_B}
 (pairwise formats) or {response} (pointwise). The paper asks for `<answer> [[A]] </answer>` and
 `<score_A> 7 </score_A>`, with spaces inside the tags; j1's parser accepts that spacing (judge/rewards.py).
 scores_verdict has no prompt of its own in the paper: it is the pairwise-scores prompt with the verdict

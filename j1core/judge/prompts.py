@@ -12,8 +12,10 @@ Reasoning always comes first, inside <think>...</think>; scores are 0 to 10 with
 
 Layout: the instructions sit in the system message and the question opens the user message, so the two
 orders (x,a,b) and (x,b,a) of a pair share every token up to the first response, and a rollout engine can
-prefill that prefix once. By default the assistant turn is pre-opened with "<think>\n" (OPEN_THINK), so the
-completion starts inside the reasoning; the parser in j1core/judge/rewards.py accepts completions with or without it.
+prefill that prefix once. A multi-turn prompt (a list of chat messages) takes the question's place as a
+transcript, "[User]: ...\n[Assistant]: ...\n[User]: ..." (j1core/data/messages.py). By default the
+assistant turn is pre-opened with "<think>\n" (OPEN_THINK), so the completion starts inside the reasoning;
+the parser in j1core/judge/rewards.py accepts completions with or without it.
 
 Constrained verdict decoding (the bundled SmolLM2 never emits the format on its own, see DESIGN.md): the
 answer that follows the reasoning is a fixed layout of literal text and slots (ANSWER_LAYOUT). The trainer
@@ -25,6 +27,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+from j1core.data.messages import transcript
 from j1core.judge.paper_prompts import PAPER_TEMPLATES, PLACEHOLDERS
 
 FORMATS = ("pairwise", "pairwise_scores", "scores_verdict", "pointwise")
@@ -100,10 +103,12 @@ def user_template(fmt: str, style: str) -> str | None:
     return text
 
 
-def judge_messages(fmt: str, prompt: str, response_a: str, response_b: str | None = None,
+def judge_messages(fmt: str, prompt, response_a: str, response_b: str | None = None,
                    style: str = "compact") -> list[dict]:
     """The messages of one judge prompt; pointwise takes response_a alone. compact: j1's system + user
-    messages; paper (or a template file): one user message, the template filled in."""
+    messages; paper (or a template file): one user message, the template filled in. A prompt given as chat
+    messages fills the question's place as a transcript (j1core/data/messages.transcript)."""
+    prompt = transcript(prompt)
     if is_pairwise(fmt):
         if response_b is None:
             raise ValueError(f"format {fmt!r} judges two responses: response_b is missing")
@@ -124,7 +129,7 @@ def judge_messages(fmt: str, prompt: str, response_a: str, response_b: str | Non
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def judge_prompt_text(tokenizer, fmt: str, prompt: str, response_a: str, response_b: str | None = None,
+def judge_prompt_text(tokenizer, fmt: str, prompt, response_a: str, response_b: str | None = None,
                       open_think: bool = True, style: str = "compact") -> str:
     """The chat-templated prompt with the generation prompt added (and "<think>\\n" when open_think)."""
     messages = judge_messages(fmt, prompt, response_a, response_b, style)
@@ -132,7 +137,7 @@ def judge_prompt_text(tokenizer, fmt: str, prompt: str, response_a: str, respons
     return text + (OPEN_THINK if open_think else "")
 
 
-def judge_prompt_ids(tokenizer, fmt: str, prompt: str, response_a: str, response_b: str | None = None,
+def judge_prompt_ids(tokenizer, fmt: str, prompt, response_a: str, response_b: str | None = None,
                      open_think: bool = True, style: str = "compact") -> list[int]:
     # The template already holds its special tokens as text; adding them again would double a BOS.
     text = judge_prompt_text(tokenizer, fmt, prompt, response_a, response_b, open_think, style)

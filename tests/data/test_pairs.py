@@ -170,3 +170,48 @@ def test_pair_stream_random_take_sizes_match_flat_reference():
     while len(got) < 60:
         got += [p.id for p in stream.take(rng.randint(0, 12))]
     assert got == flat[:len(got)]
+
+
+# ---------------------------------------------------------------- multi-turn prompts
+
+CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "What is 3 + 4?"}]
+
+
+def test_a_conversation_prompt_loads_splits_and_round_trips(tmp_path):
+    extra = [{**m, "name": "kept out"} for m in CONVERSATION]
+    rows = [{**good_record(0), "prompt": extra}, {**good_record(1), "prompt": CONVERSATION}, good_record(2)]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    pairs = load_pairs(path)
+    assert pairs[0].prompt == pairs[1].prompt == CONVERSATION  # messages keep role and content only
+    save_pairs(pairs, tmp_path / "again.json")
+    assert load_pairs(tmp_path / "again.json") == pairs
+    for seed in range(5):  # the two pairs with the same conversation land on the same side
+        train, heldout = split_pairs(pairs, 0.3, seed)  # holds out one prompt group
+        assert {p.id for p in train} in ({"r0", "r1"}, {"r2"}) and len(train) + len(heldout) == 3
+
+
+BAD_CONVERSATIONS = {
+    "prompt": ([], "empty_text"),
+    "prompt[1]": ([CONVERSATION[0], "hi"], "wrong_type"),
+    "prompt[0].role": ([{"content": "hi"}], "missing_field"),
+    "prompt[1].content": ([CONVERSATION[0], {"role": "user", "content": 5}], "wrong_type"),
+    "prompt[2].content": (CONVERSATION[:2] + [{"role": "assistant", "content": " "}], "empty_text"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(BAD_CONVERSATIONS) + ["role"])
+def test_bad_conversation_names_line_and_message(tmp_path, field):
+    messages, reason = BAD_CONVERSATIONS.get(field, ([{"role": "tool", "content": "x"}], "wrong_type"))
+    field = "prompt[0].role" if field == "role" else field
+    path = write_jsonl(tmp_path / "p.jsonl", [good_record(0), {**good_record(1), "prompt": messages}])
+    with pytest.raises(DataError) as info:
+        load_pairs(path)
+    assert (info.value.line, info.value.field, info.value.reason) == (2, field, reason)
+    assert f"p.jsonl:2: field '{field}'" in str(info.value)
+
+
+def test_a_prompt_of_another_type_is_named(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{**good_record(0), "prompt": {"role": "user"}}])
+    with pytest.raises(DataError, match="field 'prompt': expected a string or a list of messages, got dict"):
+        load_pairs(path)

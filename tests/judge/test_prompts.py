@@ -159,3 +159,29 @@ def test_a_template_file_of_ones_own_is_used_and_checked(tmp_path):
         judge_messages("pointwise", QUESTION, GOOD, style=str(path))
     with pytest.raises(ValueError, match="--prompt-style 'nope'"):
         judge_messages("pairwise", QUESTION, GOOD, BAD, style="nope")
+
+
+# ---------------------------------------------------------------- multi-turn prompts
+
+CONVERSATION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello! "}, {"role": "user", "content": QUESTION}]
+TRANSCRIPT = f"[System]: Be brief.\n[User]: Hi\n[Assistant]: Hello!\n[User]: {QUESTION}"
+
+
+@pytest.mark.parametrize("style", ["compact", "paper"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_conversation_is_rendered_as_a_transcript(fmt, style):
+    messages = judge_messages(fmt, CONVERSATION, *args_for(fmt)[1:], style=style)
+    assert messages == judge_messages(fmt, TRANSCRIPT, *args_for(fmt)[1:], style=style)
+    assert TRANSCRIPT in messages[-1]["content"]
+    one_message = [{"role": "user", "content": QUESTION}]  # one user turn reads exactly as the string prompt
+    assert judge_messages(fmt, one_message, *args_for(fmt)[1:], style=style) == \
+        judge_messages(fmt, *args_for(fmt), style=style)
+
+
+def test_conversation_orders_share_their_prefix(tok):
+    a = judge_prompt_ids(tok, "pairwise", CONVERSATION, GOOD, BAD)
+    b = judge_prompt_ids(tok, "pairwise", CONVERSATION, BAD, GOOD)
+    prefix = judge_prompt_text(tok, "pairwise", CONVERSATION, GOOD, BAD).split(GOOD)[0]
+    shared = len(tok(prefix, add_special_tokens=False)["input_ids"]) - 2  # the last tokens may merge
+    assert a[:shared] == b[:shared] and a != b
