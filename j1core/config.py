@@ -89,6 +89,8 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')}: {getattr(self, name)!r} is not one of {allowed}")
         parse_field_map(self.fields)  # a bad --fields spec stops here, naming the flag
+        if (self.fields or self.data_split) and (self.benchmark or self.data == "builtin"):
+            raise ValueError("--fields and --data-split read a pairs file given as --data, not builtin or --benchmark")
         if self.group_size < 2:
             raise ValueError("--group-size must be at least 2: GRPO compares samples within a group")
         for name in ("pairs_per_step", "max_new_tokens", "max_steps", "micro_batch_size", "updates_per_batch"):

@@ -95,6 +95,8 @@ def check_args(args) -> None:
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     parse_field_map(args.fields)
+    if (args.fields or args.data_split) and args.benchmark != "jsonl":
+        raise ValueError("--fields and --data-split read a --benchmark jsonl file; an adapter knows its columns")
 
 
 # ---------------------------------------------------------------- pairs and prompts

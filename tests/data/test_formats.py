@@ -3,6 +3,7 @@ saved Hugging Face datasets; the --fields map; integer ids and a missing source;
 
     python -m pytest tests/data/test_formats.py -q
 """
+import argparse
 import json
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pytest
 from j1core.config import parse_config
 from j1core.data.formats import data_files, iter_records, parse_field_map
 from j1core.data.pairs import DataError, load_pairs
-from j1core.eval.evaluate import load_eval_pairs
+from j1core.eval.evaluate import add_judge_args, check_args, load_eval_pairs
 
 ROWS = [{"id": 7, "prompt": "What is 2+2?", "chosen": "4", "rejected": "5", "category": "math"},
         {"id": 8, "prompt": "Capital of France?", "chosen": "Paris", "rejected": "Lyon", "source": "geo"}]
@@ -79,9 +80,11 @@ def test_field_map_renames_columns(tmp_path):
                                         ("prompt=a,prompt=b", "'prompt' is mapped twice")])
 def test_bad_field_map_names_the_flag_at_parse_time(spec, says):
     with pytest.raises(ValueError, match="--fields") as info:
-        parse_config(["--fields", spec])
+        parse_config(["--data", "p.jsonl", "--fields", spec])
     assert says in str(info.value)
-    assert parse_config(["--fields", "prompt=q"]).fields == "prompt=q"
+    assert parse_config(["--data", "p.jsonl", "--fields", "prompt=q"]).fields == "prompt=q"
+    with pytest.raises(ValueError, match="not builtin or --benchmark"):
+        parse_config(["--data", "p.jsonl", "--benchmark", "ppe", "--data-split", "test"])
 
 
 def test_parquet_error_names_row_and_field(tmp_path):
@@ -107,6 +110,17 @@ def test_data_files_lists_files_and_dataset_dirs(tmp_path):
     write(tmp_path / "sub" / "a.parquet", ROWS, "parquet")
     (tmp_path / "README.md").write_text("not data")
     assert [p.relative_to(tmp_path).as_posix() for p in data_files(tmp_path)] == ["b.jsonl", "sub/a.parquet"]
+
+
+def test_judge_flags_are_checked_when_parsed():
+    parser = argparse.ArgumentParser()
+    add_judge_args(parser)
+    base = ["--model", "m", "--out", "o", "--data", "d"]
+    with pytest.raises(ValueError, match="--fields: 'answer' is not a pair field"):
+        check_args(parser.parse_args(base + ["--benchmark", "jsonl", "--fields", "answer=x"]))
+    with pytest.raises(ValueError, match="read a --benchmark jsonl file"):
+        check_args(parser.parse_args(base + ["--benchmark", "rewardbench", "--data-split", "test"]))
+    check_args(parser.parse_args(base + ["--benchmark", "jsonl", "--fields", "prompt=x", "--data-split", "test"]))
 
 
 def test_judge_jsonl_reads_parquet_with_fields(tmp_path):
