@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from j1core.data.formats import parse_field_map
 from j1core.judge.prompts import FORMATS
 
 JUDGE_FORMATS = FORMATS + ("mixed",)  # mixed: one multitask judge, pairwise and pointwise pairs
@@ -27,6 +28,8 @@ class TrainConfig:
     # data
     data: str = "builtin"
     benchmark: str | None = None
+    fields: str | None = None
+    data_split: str | None = None
     skip_invalid: bool = False
     heldout_fraction: float = 0.1
     # judge format and reward
@@ -85,6 +88,9 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')}: {getattr(self, name)!r} is not one of {allowed}")
+        parse_field_map(self.fields)  # a bad --fields spec stops here, naming the flag
+        if (self.fields or self.data_split) and (self.benchmark or self.data == "builtin"):
+            raise ValueError("--fields and --data-split read a pairs file given as --data, not builtin or --benchmark")
         if self.group_size < 2:
             raise ValueError("--group-size must be at least 2: GRPO compares samples within a group")
         for name in ("pairs_per_step", "max_new_tokens", "max_steps", "micro_batch_size", "updates_per_batch"):
@@ -97,8 +103,13 @@ HELP = {
     "model_cache": "where the dequantized bundled model is cached (default $J1_CACHE or ~/.cache/j1)",
     "device": "cpu, cuda, cuda:N or auto (cuda when available)",
     "dtype": "fp32, or bf16 (autocast with float32 master weights)",
-    "data": "'builtin' (j1's own generated pairs), a JSONL/JSON pairs file, or a benchmark path with --benchmark",
-    "benchmark": "read --data through a benchmark adapter (judgebench, llmbar, rmbench, autoj, pandalm, gsm8k)",
+    "data": "'builtin' (j1's own generated pairs), a pairs file (JSONL, JSON, Parquet) or saved HF dataset "
+            "directory, or a benchmark path with --benchmark",
+    "benchmark": "read --data through a benchmark adapter (judgebench, llmbar, rmbench, autoj, pandalm, gsm8k, "
+                 "rewardbench, ppe, followbench)",
+    "fields": "map other column names of --data to pair fields, e.g. prompt=question,chosen=response_a,"
+              "rejected=response_b",
+    "data_split": "the split of a saved DatasetDict directory given as --data (default: train, or its only split)",
     "skip_invalid": "count and skip invalid pair records instead of stopping at the first",
     "heldout_fraction": "fraction of a user dataset held out from training (builtin data has a fixed split)",
     "format": "judge format: pairwise | pairwise_scores | scores_verdict | pointwise | mixed (pairwise + pointwise)",
@@ -149,7 +160,7 @@ HELP = {
 
 GROUPS = {
     "model": ("model", "model_cache", "device", "dtype"),
-    "data": ("data", "benchmark", "skip_invalid", "heldout_fraction"),
+    "data": ("data", "benchmark", "fields", "data_split", "skip_invalid", "heldout_fraction"),
     "judge format and reward": ("format", "prompt_style", "reward", "pairing", "format_reward", "forced_verdict",
                                 "max_think_tokens"),
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",

@@ -19,6 +19,7 @@ import torch
 from j1core.backend import LocalBackend
 from j1core.checkpoint import capture_rng, restore_rng
 from j1core.config import TrainConfig
+from j1core.data.formats import parse_field_map
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
 from j1core.engine.rollout import RolloutEngine
 from j1core.grpo import group_advantages, policy_loss
@@ -47,7 +48,8 @@ def load_training_pairs(cfg: TrainConfig):
 
         pairs = load_benchmark(cfg.benchmark, cfg.data)
     else:
-        pairs = load_pairs(cfg.data, skip_invalid=cfg.skip_invalid)
+        pairs = load_pairs(cfg.data, skip_invalid=cfg.skip_invalid, fields=parse_field_map(cfg.fields),
+                           split=cfg.data_split)
     return split_pairs(pairs, cfg.heldout_fraction, seed=cfg.seed)[0]
 
 

@@ -24,7 +24,10 @@ Expected counts on ../shared/data (records -> pairs; drops; Pair.category):
 RM-Bench grid (its own compute_accuracy): styles 0 concise, 1 detailed plain, 2 detailed markdown; pair
 (chosen style i, rejected style j) is hard when i < j (upper right: the chosen answer is less styled), normal
 when i == j (diagonal) and easy when i > j (lower left). safety-refuse and safety-response form the "safety"
-domain, as in RM-Bench's reports. RM-Bench math is not in ../shared/data.
+domain, as in RM-Bench's reports. RM-Bench math (math_filtered.json, the same schema) is read when the
+folder holds it; it is not in ../shared/data.
+rewardbench, ppe, followbench: j1core/data/rewardbench.py, ppe.py, followbench.py (their data is not in
+../shared/data: pass --data).
 PandaLM stores six one-word responses as JSON booleans; they are read as the text "True". 52 PandaLM
 pairs with a winner have an empty response (the empty one nearly always loses); the Pair schema has no
 empty texts, so they are dropped.
@@ -37,16 +40,20 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from j1core.data.followbench import add_followbench
 from j1core.data.pairs import DataError, Pair, pair_from_record
+from j1core.data.ppe import add_ppe
+from j1core.data.rewardbench import add_rewardbench
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the checkout
-BENCHMARKS = ("judgebench", "llmbar", "rmbench", "autoj", "pandalm", "gsm8k")
+BENCHMARKS = ("judgebench", "llmbar", "rmbench", "autoj", "pandalm", "gsm8k", "rewardbench", "ppe", "followbench")
 DIRS = {"judgebench": "JudgeBench", "llmbar": "LLMBar", "rmbench": "RM-Bench", "autoj": "Auto-J",
-        "pandalm": "PandaLM", "gsm8k": "GSM8K"}
+        "pandalm": "PandaLM", "gsm8k": "GSM8K", "rewardbench": "RewardBench", "ppe": "PPE",
+        "followbench": "FollowBenchEval"}
 LLMBAR_FILES = ("LLMBar_Natural", "LLMBar_Adversarial_Neighbor", "LLMBar_Adversarial_GPTInst",
                 "LLMBar_Adversarial_GPTOut", "LLMBar_Adversarial_Manual", "Processed_FairEval",
                 "Processed_LLMEval22", "Processed_MT-Bench")
-RMBENCH_FILES = ("chat", "code", "safety-refuse", "safety-response")
+RMBENCH_FILES = ("chat", "code", "math", "safety-refuse", "safety-response")  # math: when supplied
 GSM8K_SOLVERS = ("175b_verification", "175b_finetuning", "6b_verification", "6b_finetuning")
 
 
@@ -211,4 +218,5 @@ def add_gsm8k(folder: Path, out: PairCollector, subset: str | None) -> None:
 
 
 ADAPTERS = {"judgebench": add_judgebench, "llmbar": add_llmbar, "rmbench": add_rmbench, "autoj": add_autoj,
-            "pandalm": add_pandalm, "gsm8k": add_gsm8k}
+            "pandalm": add_pandalm, "gsm8k": add_gsm8k, "rewardbench": add_rewardbench, "ppe": add_ppe,
+            "followbench": add_followbench}

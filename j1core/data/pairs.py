@@ -3,8 +3,10 @@
     python -m pytest tests/data/test_pairs.py -q
 
 A pair is (id, prompt, chosen, rejected, source, category); the prompt is a string or a conversation, a list
-of {"role", "content"} messages (j1core/data/messages.py). Files are JSONL (one object a line) or a JSON
-list. Every bad record raises a DataError that names the file, the line and the field; with
+of {"role", "content"} messages (j1core/data/messages.py). Files are JSONL (one object a line), a JSON
+list, Parquet or a saved Hugging Face dataset (j1core/data/formats.py, which also maps columns with --fields,
+turns integer ids into text and gives a record without a source the file's stem). Every bad record raises a
+DataError that names the file, the line (a row for Parquet and datasets) and the field; with
 skip_invalid=True bad records are skipped instead and one warning sums them up per reason.
 Extra fields in a record are ignored. Blank JSONL lines are allowed.
 
@@ -53,9 +55,10 @@ class DataError(ValueError):
 
 # ---------------------------------------------------------------- loading and validation
 
-def load_pairs(path, skip_invalid: bool = False) -> list[Pair]:
-    """Load pairs from JSONL or a JSON list; raise the first DataError, or skip bad records and warn."""
-    pairs, errors = read_pairs(path)
+def load_pairs(path, skip_invalid: bool = False, fields=None, split=None) -> list[Pair]:
+    """Load pairs from JSONL, a JSON list, Parquet or a saved HF dataset (j1core/data/formats.py; fields: the
+    --fields map, split: --data-split); raise the first DataError, or skip bad records and warn."""
+    pairs, errors = read_pairs(path, fields, split)
     if errors and not skip_invalid:
         raise errors[0]
     if errors:
@@ -66,17 +69,18 @@ def load_pairs(path, skip_invalid: bool = False) -> list[Pair]:
     return pairs
 
 
-def read_pairs(path) -> tuple[list[Pair], list[DataError]]:
+def read_pairs(path, fields=None, split=None) -> tuple[list[Pair], list[DataError]]:
     """All valid pairs of a file and one DataError per invalid record, in file order."""
+    from j1core.data.formats import iter_records, normalize_pair_record
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
     pairs, errors, first_line_of_id = [], [], {}
-    for line, record in _records(path, text):
+    for line, record in iter_records(path, split):
         if isinstance(record, DataError):
             errors.append(record)
             continue
         try:
-            pair = pair_from_record(record, path, line)
+            pair = pair_from_record(normalize_pair_record(record, path, line, fields), path, line)
             if pair.id in first_line_of_id:
                 raise DataError(path, line, "id", "duplicate_id",
                                 f"id {pair.id!r} already used on line {first_line_of_id[pair.id]}")
@@ -121,8 +125,10 @@ def _kind(value) -> str:
 
 
 def _records(path: Path, text: str):
-    """Yield (line, decoded record or DataError) for a JSON list or a JSONL file."""
-    if path.suffix == ".json" or (path.suffix != ".jsonl" and text.lstrip().startswith("[")):
+    """Yield (line, decoded record or DataError) for a JSON list or a JSONL file (a .json file that starts
+    with "{" is JSON Lines, as `Dataset.to_json` writes it)."""
+    start = text.lstrip()[:1]
+    if path.suffix != ".jsonl" and (start == "[" or (path.suffix == ".json" and start != "{")):
         yield from _json_list_records(path, text)
         return
     for line, raw in enumerate(text.splitlines(), start=1):

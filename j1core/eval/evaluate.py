@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from j1core.data.benchmarks import BENCHMARKS, load_benchmark
+from j1core.data.formats import parse_field_map
 from j1core.data.pairs import load_pairs, stable_hash
 from j1core.eval.report import build_report, headline_line, write_report
 from j1core.eval.verdicts import is_unlabeled, load_unlabeled, verdicts_line, write_verdicts
@@ -44,7 +45,7 @@ from j1core.runlog import progress_bar
 SOURCES = BENCHMARKS + ("builtin", "jsonl")
 # Settings that change what a judgment is; resuming with a different value would mix two evaluations.
 RUN_IDENTITY = ("model", "benchmark", "data", "format", "prompt_style", "samples", "temperature", "top_p",
-                "max_new_tokens", "forced_verdict", "max_think_tokens", "seed")
+                "max_new_tokens", "forced_verdict", "max_think_tokens", "seed", "fields", "data_split")
 
 
 def add_judge_args(parser) -> None:
@@ -56,7 +57,11 @@ def add_judge_args(parser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--benchmark", required=True, choices=SOURCES,
                       help="benchmark adapter; builtin = j1's held-out pairs; jsonl = a pairs file (--data)")
-    data.add_argument("--data", default=None, help="benchmark directory/file (default ../shared/data/...)")
+    data.add_argument("--data", default=None, help="benchmark directory/file (default ../shared/data/...); "
+                      "jsonl: a pairs file (JSONL, JSON, Parquet) or a saved HF dataset directory")
+    data.add_argument("--fields", default=None,
+                      help="jsonl: map other column names, e.g. prompt=question,chosen=response_a,rejected=response_b")
+    data.add_argument("--data-split", default=None, help="jsonl: the split of a saved DatasetDict (default: train)")
     data.add_argument("--subset", default=None, help="only this subset (benchmark subset or Pair.category)")
     data.add_argument("--limit", type=int, default=None, help="judge a seeded sample of N pairs")
     judge = parser.add_argument_group("judge")
@@ -91,14 +96,18 @@ def check_args(args) -> None:
         raise ValueError("--forced-verdict decodes a verdict right after the reasoning: use --format pairwise")
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
+    parse_field_map(args.fields)
+    if (args.fields or args.data_split) and args.benchmark != "jsonl":
+        raise ValueError("--fields and --data-split read a --benchmark jsonl file; an adapter knows its columns")
 
 
 # ---------------------------------------------------------------- pairs and prompts
 
-def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0):
+def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0, fields=None, split=None):
     """The pairs to judge: a subset, then a seeded sample of `limit` pairs kept in file order."""
     if benchmark == "jsonl":  # a file without labels (response_a / response_b): j1core/eval/verdicts.py
-        loaded = load_unlabeled(data) if is_unlabeled(data) else load_pairs(data)
+        loaded = (load_unlabeled(data) if is_unlabeled(data)
+                  else load_pairs(data, fields=parse_field_map(fields), split=split))
         pairs = [p for p in loaded if subset in (None, p.category, p.source)]
     elif benchmark == "builtin":
         from j1core.data.builtin import builtin_pairs
@@ -223,7 +232,8 @@ def run_judge(args) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     identity = {name: getattr(args, name) for name in RUN_IDENTITY}
     check_run_identity(out_dir, identity)
-    pairs = load_eval_pairs(args.benchmark, args.data, args.subset, args.limit, args.seed)
+    pairs = load_eval_pairs(args.benchmark, args.data, args.subset, args.limit, args.seed, args.fields,
+                            args.data_split)
     device = str(pick_device(args.device))
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=device, cache_dir=args.model_cache)
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)

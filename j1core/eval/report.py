@@ -22,7 +22,22 @@ def build_report(records, pairs, fmt: str, seed: int, bootstrap: int, meta: dict
     length_capped = sum(r.get("finish_reason") == "length" for r in mine)
     meta = {**meta, "pairs": len(wanted), "judgments": len(mine),
             "length_capped_rate": length_capped / max(len(mine), 1)}
-    return {"meta": meta, **metrics}
+    return {"meta": meta, **metrics, **benchmark_scores(meta.get("benchmark"), metrics)}
+
+
+def benchmark_scores(benchmark, metrics) -> dict:
+    """A benchmark's own aggregate of the per-category accuracies: RewardBench's sections and score
+    (j1core/data/rewardbench.py), PPE's human-preference and correctness numbers (j1core/data/ppe.py)."""
+    accuracy = {name: summary["accuracy"] for name, summary in metrics.get("by_category", {}).items()}
+    if benchmark == "rewardbench":
+        from j1core.data.rewardbench import section_scores
+
+        return {"rewardbench": section_scores(accuracy)}
+    if benchmark == "ppe":
+        from j1core.data.ppe import ppe_scores
+
+        return {"ppe": ppe_scores(accuracy)}
+    return {}
 
 
 def percent(value) -> str:
@@ -62,6 +77,7 @@ def render_markdown(report: dict) -> str:
               "j1core/eval/metrics.py)."), ""]
     lines += headline_table("Overall" + (f" (single sample, mean over {k} samples)" if k > 1 else ""),
                             report["overall"])
+    lines += benchmark_table(report)
     names = [n for n in METRICS if report["overall"][n] is not None]
     lines += group_sections(report, "", "", names)
     for key, title in (("sc_at_k", f"SC@{k} (majority vote per order)"),
@@ -70,6 +86,22 @@ def render_markdown(report: dict) -> str:
             lines += headline_table(title, report[key])
             lines += group_sections(report, f"{key}_", f"{title}, ", names)
     return "\n".join(lines) + "\n"
+
+
+def benchmark_table(report: dict) -> list[str]:
+    """RewardBench's sections and score, or PPE's two numbers, when the report has them (accuracy)."""
+    if "rewardbench" in report:
+        rb = report["rewardbench"]
+        rows = list(rb["sections"].items()) + [("score (mean of the sections)", rb["score"])]
+        title = "RewardBench (accuracy; sections weighted as RewardBench does)"
+    elif "ppe" in report:
+        ppe = report["ppe"]
+        rows = [("human_preference", ppe["human_preference"]), ("correctness (mean of the sets)", ppe["correctness"])]
+        rows += [(f"correctness/{name}", acc) for name, acc in ppe["correctness_sets"].items()]
+        title = "PPE (accuracy)"
+    else:
+        return []
+    return [f"## {title}", "", "| | % |", "|---|---|"] + [f"| {name} | {percent(v)} |" for name, v in rows] + [""]
 
 
 def group_sections(report: dict, prefix: str, title: str, names) -> list[str]:

@@ -48,6 +48,16 @@ def test_llmbar_labels_and_subsets(tmp_path):
         load_benchmark("llmbar", tmp_path, subset="Processed")
 
 
+def test_rmbench_math_domain_when_supplied(tmp_path):
+    record = {"id": 3, "prompt": "1+1?", "chosen": ["2", "It is 2.", "**2**"], "rejected": ["3", "It is 3.", "**3**"]}
+    (tmp_path / "math_filtered.json").write_text(json.dumps([record, {**record, "id": 4}]))
+    pairs = load_benchmark("rmbench", tmp_path)
+    assert len(pairs) == 18 and {p.category.split("/")[0] for p in pairs} == {"math"}
+    assert sum(p.category == "math/hard" for p in pairs) == 6  # 3 upper-right cells x 2 records
+    assert all("2" in p.chosen and "3" in p.rejected for p in pairs)
+    assert len(load_benchmark("rmbench", tmp_path, subset="math/easy")) == 6
+
+
 def test_rmbench_grid_levels(tmp_path):
     record = {"id": 1, "prompt": "q", "chosen": ["c0", "c1", "c2"], "rejected": ["r0", "r1", "r2"]}
     (tmp_path / "chat_filtered.json").write_text(json.dumps([record]))
@@ -141,8 +151,8 @@ def expected_shared(name):
 
 @needs_shared
 @pytest.mark.shared
-@pytest.mark.parametrize("name", BENCHMARKS)
-def test_shared_counts_match_manifest_minus_drops(name):
+@pytest.mark.parametrize("name", [name for name in BENCHMARKS if name not in ("rewardbench", "ppe", "followbench")])
+def test_shared_counts_match_manifest_minus_drops(name):  # those three are not in ../shared/data
     records, drops = expected_shared(name)
     pairs, counted = load_benchmark_counted(name)
     assert records > 0

@@ -47,7 +47,7 @@ def test_bad_line_7_names_line_and_field(tmp_path):
 
 
 BAD_RECORDS = {
-    "missing_field": ({"id": "x", "prompt": "q", "chosen": "a", "rejected": "b"}, "source"),
+    "missing_field": ({"id": "x", "prompt": "q", "chosen": "a", "source": "s"}, "rejected"),
     "wrong_type": ({**good_record(0), "id": "x", "prompt": 5}, "prompt"),
     "empty_text": ({**good_record(0), "id": "x", "chosen": "  \n"}, "chosen"),
     "identical": ({**good_record(0), "id": "x", "chosen": "same", "rejected": "same"}, "rejected"),

@@ -216,11 +216,28 @@ def check_report_files(out: Path, pairs: int, judgments: int):
 
 
 @needs_shared
-@pytest.mark.parametrize("bench_name", BENCHMARKS)
-def test_shared_benchmark_end_to_end(bench_name, tiny_dir, tmp_path):
+@pytest.mark.parametrize("bench_name", [b for b in BENCHMARKS if b not in ("rewardbench", "ppe", "followbench")])
+def test_shared_benchmark_end_to_end(bench_name, tiny_dir, tmp_path):  # the other three: not in ../shared/data
     report = run_tiny(tiny_dir, tmp_path, "--benchmark", bench_name)
     check_report_files(tmp_path, 5, 10)
     assert report["meta"]["items_judged_this_run"] == 10
+
+
+def test_rewardbench_end_to_end_reports_sections(tiny_dir, tmp_path):
+    subsets = ("alpacaeval-easy", "llmbar-natural", "donotanswer", "math-prm", "hep-go")
+    rows = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "chosen_model": "a",
+             "rejected_model": "b", "subset": subset, "id": i} for i, subset in enumerate(subsets)]
+    data = tmp_path / "filtered.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    report = run_tiny(tiny_dir, out, "--benchmark", "rewardbench", "--data", data, "--forced-verdict")
+    check_report_files(out, 5, 10)
+    sections = report["rewardbench"]["sections"]
+    assert set(sections) == {"Chat", "Chat Hard", "Safety", "Reasoning"}
+    by_subset = {name: summary["accuracy"] for name, summary in report["by_category"].items()}
+    assert sections["Reasoning"] == pytest.approx((984 * by_subset["math-prm"] + 164 * by_subset["hep-go"]) / 1148)
+    assert report["rewardbench"]["score"] == pytest.approx(sum(sections.values()) / 4)
+    assert "## RewardBench" in (out / "report.md").read_text()
 
 
 @needs_shared
