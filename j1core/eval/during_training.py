@@ -44,7 +44,7 @@ def eval_format(fmt: str) -> str:
 
 
 def heldout_pairs(cfg):
-    """The pairs to evaluate on, before --eval-limit: see the module docstring."""
+    """The pairs to evaluate on (see the module docstring): a seeded sample of --eval-limit of them."""
     if cfg.eval_data or cfg.eval_benchmark:
         benchmark = cfg.eval_benchmark or "jsonl"
         return load_eval_pairs(benchmark, cfg.eval_data, limit=cfg.eval_limit, seed=cfg.seed)
@@ -108,7 +108,7 @@ class HeldoutEval:
         started = time.perf_counter()
         overall = self.judge(engine, step) if self.backend.is_main else {}
         values = {PREFIX + name: overall.get(name) for name in LOGGED}
-        if getattr(self.backend, "world", 1) > 1:
+        if self.backend.world > 1:
             values = share_from_main(self.backend, values)
         values[PREFIX + "wall_seconds"] = time.perf_counter() - started
         return values
