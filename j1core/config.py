@@ -80,6 +80,13 @@ class TrainConfig:
     deepspeed_config: str | None = None
     ref_on_cpu: bool = False
     local_rank: int = -1
+    # validation and checkpoints to choose from
+    eval_every: int = 0
+    eval_data: str | None = None
+    eval_benchmark: str | None = None
+    eval_limit: int = 64
+    best_metric: str = "consistent_accuracy"
+    keep_checkpoints: int = 0
 
     def __post_init__(self):
         choices = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
@@ -96,6 +103,30 @@ class TrainConfig:
         for name in ("pairs_per_step", "max_new_tokens", "max_steps", "micro_batch_size", "updates_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        check_validation(self)
+
+
+def check_validation(cfg) -> None:
+    """The flags of held-out evaluation and kept checkpoints (j1core/eval/during_training.py, j1core/rotation.py)."""
+    from j1core.data.benchmarks import BENCHMARKS
+    from j1core.eval.during_training import BEST_METRICS, ORDER_METRICS
+
+    for name in ("eval_every", "keep_checkpoints"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 (off) or more")
+    if cfg.eval_limit < 1:
+        raise ValueError("--eval-limit must be at least 1")
+    sources = BENCHMARKS + ("builtin", "jsonl")
+    if cfg.eval_benchmark is not None and cfg.eval_benchmark not in sources:
+        raise ValueError(f"--eval-benchmark: {cfg.eval_benchmark!r} is not one of {sources}")
+    if cfg.eval_benchmark == "jsonl" and not cfg.eval_data:
+        raise ValueError("--eval-benchmark jsonl needs --eval-data FILE (a pairs file)")
+    if (cfg.eval_data or cfg.eval_benchmark) and not cfg.eval_every:
+        raise ValueError("--eval-data / --eval-benchmark need --eval-every N (N > 0) to be used")
+    if cfg.best_metric not in BEST_METRICS:
+        raise ValueError(f"--best-metric: {cfg.best_metric!r} is not one of {BEST_METRICS}")
+    if cfg.format == "pointwise" and cfg.best_metric in ORDER_METRICS:
+        raise ValueError(f"--best-metric {cfg.best_metric} has no value for a pointwise judge (no orders)")
 
 
 HELP = {
@@ -156,6 +187,14 @@ HELP = {
     "deepspeed_config": "a DeepSpeed JSON config of your own (overrides --zero-stage)",
     "ref_on_cpu": "under DeepSpeed, keep the frozen reference on CPU instead of sharding it",
     "local_rank": "set by the deepspeed launcher",
+    "eval_every": "judge held-out pairs every N steps and at the last (both orders, greedy; eval/* in metrics.jsonl; "
+                  "0 = off)",
+    "eval_data": "held-out pairs file for --eval-every (default: the held-out part of --data)",
+    "eval_benchmark": "read the held-out pairs through a benchmark adapter or builtin (--eval-data: its path)",
+    "eval_limit": "held-out pairs judged at each evaluation (a seeded sample, the same every time)",
+    "best_metric": "held-out metric that picks best/: consistent_accuracy, accuracy, accuracy_both_orders, "
+                   "accuracy_order0/1 (higher is better), flip_rate, unparseable_rate (lower is better)",
+    "keep_checkpoints": "also keep the last K saves as checkpoint-step-N/ (0 = off; checkpoint/ is the latest)",
 }
 
 GROUPS = {
@@ -170,6 +209,8 @@ GROUPS = {
     "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio"),
     "output": ("output", "save_every", "resume", "tensorboard", "max_bad_steps", "progress", "seed"),
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),
+    "validation and checkpoints": ("eval_every", "eval_data", "eval_benchmark", "eval_limit", "best_metric",
+                                   "keep_checkpoints"),
 }
 
 

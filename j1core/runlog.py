@@ -15,7 +15,9 @@ from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
 CURVES = (("reward_mean", "reward"), ("consistent_accuracy", "consistent accuracy"),
-          ("flip_rate", "verdict flip rate"), ("kl", "KL to reference"))
+          ("flip_rate", "verdict flip rate"), ("kl", "KL to reference"), ("eval/accuracy", "held-out accuracy"))
+# Held-out evaluation (j1core/eval/during_training.py) drawn over the training curve of the same metric.
+OVERLAYS = {"consistent_accuracy": "eval/consistent_accuracy", "flip_rate": "eval/flip_rate"}
 
 
 class MetricsLogger:
@@ -105,28 +107,39 @@ def read_lines(path) -> list[dict]:
 
 
 def plot_curves(metrics_jsonl, out_png) -> list[str]:
-    """Plot reward, consistent accuracy, flip rate and KL against step; returns the keys that were drawn."""
+    """Plot reward, consistent accuracy, flip rate, KL and held-out accuracy against step, with the held-out
+    values over their training curves; returns the keys that were drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = read_lines(metrics_jsonl)
-    drawn = [(key, title) for key, title in CURVES if any(r.get(key) is not None for r in records)]
-    fig, axes = plt.subplots(1, max(len(drawn), 1), figsize=(4 * max(len(drawn), 1), 3.2), squeeze=False)
-    for ax, (key, title) in zip(axes[0], drawn):
-        points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        ax.plot([s for s, _ in points], [v for _, v in points], marker="." if len(points) < 50 else None)
+
+    def present(key):
+        return key is not None and any(r.get(key) is not None for r in records)
+
+    panels = [(title, [k for k in (key, OVERLAYS.get(key)) if present(k)]) for key, title in CURVES]
+    panels = [(title, keys) for title, keys in panels if keys]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4 * max(len(panels), 1), 3.2), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
+        for key in keys:
+            points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+            label = "held-out" if key.startswith("eval/") else "training"
+            ax.plot([s for s, _ in points], [v for _, v in points], marker="." if len(points) < 50 else None,
+                    label=label)
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    if not drawn:
+    if not panels:
         axes[0][0].text(0.5, 0.5, "no curves logged", ha="center", va="center")
         axes[0][0].set_axis_off()
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
-    return [key for key, _ in drawn]
+    return [key for _, keys in panels for key in keys]
 
 
 def progress_bar(total: int, initial: int = 0, desc: str = "", enabled: bool = True, unit: str = "it"):

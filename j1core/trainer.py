@@ -22,10 +22,12 @@ from j1core.config import TrainConfig
 from j1core.data.formats import parse_field_map
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
 from j1core.engine.rollout import RolloutEngine
+from j1core.eval.during_training import HeldoutEval, next_best
 from j1core.grpo import group_advantages, policy_loss
 from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judge.step import build_prompts, score_step, step_metrics
 from j1core.model import resolve_dtype
+from j1core.rotation import restore_latest, sync_checkpoints
 from j1core.runlog import MetricsLogger, plot_curves, progress_bar
 
 
@@ -88,6 +90,8 @@ class Trainer:
         self.step, self.bad_steps_in_row, self.bad_steps_total = 0, 0, 0
         self.output = Path(cfg.output)
         self.stop_requested = False
+        self.best, self.saved_at = None, None  # best held-out step {"metric", "value", "step"}; last step saved
+        self.heldout = HeldoutEval(cfg, self.tokenizer, self.backend, self.output) if cfg.eval_every else None
         if cfg.resume:
             self.resume(Path(cfg.resume))
         self.logger = MetricsLogger(self.output, tensorboard=cfg.tensorboard, enabled=self.is_main)
@@ -220,6 +224,11 @@ class Trainer:
             while self.step < cfg.max_steps and not self.stop_requested:
                 metrics = self.train_step()
                 self.step += 1
+                new_best = False
+                if self.heldout is not None and self.heldout.due(self.step):
+                    metrics.update(self.heldout.run(self.engine, self.step))
+                    best, self.best = self.best, next_best(self.best, cfg.best_metric, metrics, self.step)
+                    new_best = self.best is not best
                 self.logger.log(self.step, metrics)
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics['reward_mean']:.2f}",
@@ -228,9 +237,10 @@ class Trainer:
                     self.save()
                     raise BadStepsError(f"{self.bad_steps_in_row} steps in a row had a non-finite loss or "
                                         f"gradient; saved step {self.step} to {self.output / 'checkpoint'}")
-                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps:
+                if new_best or (cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.max_steps):
                     self.save()
-            self.save()
+            if self.saved_at != self.step:
+                self.save()
         finally:
             bar.close()
             self.logger.close()
@@ -246,17 +256,25 @@ class Trainer:
         """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
         return {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
                 "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
-                "config": vars(self.cfg)}
+                "config": vars(self.cfg), "best": self.best}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
         self.stream.load_state_dict(state["stream"])
         self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
+        self.best = state.get("best")
         restore_rng(state["rng"])
 
     def save(self):
         self.backend.save(self.output, self.tokenizer, self.state_dict())
+        self.saved_at = self.step
+        if self.is_main:  # best/ and checkpoint-step-N/ (j1core/rotation.py): files only, rank 0
+            sync_checkpoints(self.output, self.step, self.cfg.keep_checkpoints, self.best and self.best["step"])
 
     def resume(self, run_dir: Path):
+        if self.backend.world == 1:  # checkpoint/ gone: the newest complete checkpoint-step-N/ instead
+            restore_latest(run_dir)
         self.load_state_dict(self.backend.load(run_dir))
         self.sync_engine()
+        if self.is_main and run_dir.resolve() == self.output.resolve():  # finish what a kill after a save left
+            sync_checkpoints(self.output, self.step, self.cfg.keep_checkpoints, self.best and self.best["step"])

@@ -7,6 +7,8 @@ Rollouts are scripted (the same judgments whatever the batch split, see scripted
 1. parity: one step, to compare with the single-process trainer -> OUT/parity
 2. a 3-step run that saves -> OUT/resumed, then a resume of it to step 4 that saves again
 3. a straight 4-step run -> OUT/straight, for comparing with the resumed one
+Runs 2 and 3 also judge 4 held-out pairs after every step (rank 0 judges, every rank gets the metrics) and keep
+the last 2 saves and best/ (EVAL).
 Each rank writes OUT/partition_rank<k>.json: the policy elements it holds between steps.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ TINY = ["--pairs-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "
 # one process with micro-batches of 4 rows computes exactly what each of the 2 ranks computes on its 4 rows,
 # and weighting by 1/2 (one process) or averaging over 2 ranks (DeepSpeed) is exact in binary floating point.
 PARITY = ["--micro-batch-size", "4", "--max-steps", "1", "--adv-scale", "group"]
+EVAL = ["--eval-every", "1", "--eval-limit", "4", "--keep-checkpoints", "2"]
 
 
 def scripted_judgments(engine, tokenizer, prompts, cfg, step):
@@ -74,11 +77,12 @@ def main(out: str, model: str) -> None:
     base = TINY + ["--zero-stage", "3", "--model", model]
     j1core.trainer.generate_judgments = scripted_judgments
     run(base + PARITY + ["--output", str(out / "parity")])
-    run(base + ["--max-steps", "3", "--output", str(out / "resumed")])
-    trainer = run(base + ["--max-steps", "4", "--output", str(out / "resumed"), "--resume", str(out / "resumed")])
+    run(base + EVAL + ["--max-steps", "3", "--output", str(out / "resumed")])
+    trainer = run(base + EVAL + ["--max-steps", "4", "--output", str(out / "resumed"), "--resume",
+                                 str(out / "resumed")])
     report = {**partition_sizes(trainer), "engine_vs_policy": engine_weight_gap(trainer)}
     (out / f"partition_rank{trainer.backend.rank}.json").write_text(json.dumps(report))
-    run(base + ["--max-steps", "4", "--output", str(out / "straight")])
+    run(base + EVAL + ["--max-steps", "4", "--output", str(out / "straight")])
 
 
 if __name__ == "__main__":

@@ -78,3 +78,13 @@ def test_plot_curves_draws_present_keys_only(tmp_path):
     drawn = plot_curves(tmp_path / "metrics.jsonl", out)
     assert drawn == ["reward_mean", "flip_rate", "kl"]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_held_out_values_are_drawn_over_their_training_curves(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    for step in range(1, 5):
+        held_out = {"eval/consistent_accuracy": step / 8, "eval/accuracy": 0.5} if step % 2 == 0 else {}
+        logger.log(step, {"consistent_accuracy": step / 10, **held_out})
+    logger.close()
+    drawn = plot_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png")
+    assert drawn == ["consistent_accuracy", "eval/consistent_accuracy", "eval/accuracy"]

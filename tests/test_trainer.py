@@ -1,9 +1,11 @@
 """The GRPO trainer end to end on a tiny random model: every judge format, exact resume, stops, bad steps."""
 import json
 import math
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from j1core.config import TrainConfig
@@ -147,3 +149,83 @@ def test_resume_with_other_trained_parameters_names_the_field(tmp_path):
     other = make_trainer(tmp_path, max_steps=2, freeze_embeddings=True)
     with pytest.raises(ValueError, match="optimizer.json: field 'param_groups' holds .* --freeze-embeddings"):
         other.resume(tmp_path / "run")
+
+
+def test_eval_every_logs_heldout_metrics_and_keeps_k_and_best(tmp_path):
+    """--eval-every 2 on a real tiny run: eval/* in the lines of steps 2 and 4, the judgments of each
+    evaluation kept, the last 2 saves and best/ (the step whose logged metric is the best), curves drawn, and
+    training itself unchanged by the evaluations."""
+    from j1core.runlog import plot_curves
+
+    run = tmp_path / "a" / "run"
+    trainer = make_trainer(tmp_path / "a", max_steps=4, eval_every=2, eval_limit=6, keep_checkpoints=2, save_every=1,
+                           beta=0.0, lr=2e-2)
+    trainer.train()
+    metrics = read_metrics(run)
+    evaluated = {m["step"]: m for m in metrics if "eval/consistent_accuracy" in m}
+    assert sorted(evaluated) == [2, 4]
+    assert all(0.0 <= m[f"eval/{k}"] <= 1.0 for m in evaluated.values()
+               for k in ("accuracy", "consistent_accuracy", "accuracy_order0", "accuracy_order1"))
+    assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoint", "checkpoint-step-3", "checkpoint-step-4",
+                                                     "curves.png", "eval", "metrics.jsonl"]
+    assert sorted(p.name for p in (run / "eval").iterdir()) == ["judgments-step-2.jsonl", "judgments-step-4.jsonl"]
+    assert len((run / "eval" / "judgments-step-4.jsonl").read_text().splitlines()) == 12  # 6 pairs, both orders
+    values = [(evaluated[s]["eval/consistent_accuracy"], -s) for s in (2, 4)]
+    best_value, best_step = max(values)[0], -max(values)[1]  # a tie keeps the earlier step
+    state = json.loads((run / "best" / "trainer_state.json").read_text())["state"]
+    assert state["step"] == best_step
+    assert state["best"] == {"metric": "consistent_accuracy", "value": best_value, "step": best_step}
+    assert "eval/consistent_accuracy" in plot_curves(run / "metrics.jsonl", tmp_path / "curves.png")
+
+    plain = make_trainer(tmp_path / "b", max_steps=4, beta=0.0, lr=2e-2)
+    plain.train()
+    assert [{k: v for k, v in m.items() if not k.startswith("eval/")} for m in metrics] == read_metrics(tmp_path / "b"
+                                                                                                         / "run")
+
+
+SCRIPTED = {1: 0.2, 2: 0.6, 3: 0.4, 4: 0.5, 5: 0.7, 6: 0.1}
+
+
+def test_resume_keeps_choosing_the_best(tmp_path, monkeypatch):
+    """Scripted held-out values: a run stopped after step 3 (its checkpoint/ then deleted) and resumed from its
+    newest step checkpoint chooses the same best/ (step 5, not the last) and keeps the same step checkpoints as
+    a run that never stopped."""
+    from j1core.eval.during_training import HeldoutEval
+
+    monkeypatch.setattr(HeldoutEval, "judge", lambda self, engine, step: {"consistent_accuracy": SCRIPTED[step]})
+    settings = dict(max_steps=6, eval_every=1, eval_limit=2, keep_checkpoints=2, beta=0.0)
+    straight = make_trainer(tmp_path / "a", **settings)
+    straight.train()
+
+    stopped = make_trainer(tmp_path / "b", **settings)
+    original_step = stopped.train_step
+
+    def step_then_stop_at_three():
+        out = original_step()
+        stopped.stop_requested = stopped.step + 1 >= 3
+        return out
+
+    stopped.train_step = step_then_stop_at_three
+    stopped.train()
+    run = tmp_path / "b" / "run"
+    # saves at the new bests (steps 1 and 2) and at the stop (3); the last two kept
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["best", "checkpoint", "checkpoint-step-2",
+                                                                   "checkpoint-step-3"]
+    shutil.rmtree(run / "checkpoint")  # resume then takes the newest complete step checkpoint
+    resumed = make_trainer(tmp_path / "b", resume=str(run), **settings)
+    assert resumed.step == 3 and resumed.best == {"metric": "consistent_accuracy", "value": 0.6, "step": 2}
+    resumed.train()
+
+    for name in ("a", "b"):
+        out = tmp_path / name / "run"
+        assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["best", "checkpoint", "checkpoint-step-5",
+                                                                       "checkpoint-step-6"]
+        assert json.loads((out / "best" / "trainer_state.json").read_text())["state"]["step"] == 5
+        final = json.loads((out / "checkpoint" / "trainer_state.json").read_text())["state"]
+        assert final["step"] == 6 and final["best"] == {"metric": "consistent_accuracy", "value": 0.7, "step": 5}
+    assert read_metrics(tmp_path / "b" / "run") == read_metrics(tmp_path / "a" / "run")
+    a = load_file(tmp_path / "a" / "run" / "best" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "run" / "best" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    step5 = load_file(tmp_path / "a" / "run" / "checkpoint-step-5" / "model.safetensors")
+    assert all(torch.equal(a[k], step5[k]) for k in a)

@@ -84,6 +84,19 @@ def test_zero3_run_saves_resumes_and_saves_again(scenario):
     assert torch.equal(reloaded.get_input_embeddings().weight, a["model.embed_tokens.weight"])
 
 
+def test_zero3_evaluates_held_out_pairs_and_keeps_best(scenario):
+    """Rank 0 judges the held-out pairs after every step while the other rank waits for the metrics (no
+    deadlock), the values reach the log, and best/ and the last 2 saves are kept as in one process."""
+    out, _ = scenario
+    metrics = read_metrics(out / "resumed")
+    assert all(0.0 <= m["eval/accuracy_both_orders"] <= 1.0 for m in metrics)
+    values = [(m["eval/consistent_accuracy"], -m["step"]) for m in metrics]
+    best_step = -max(values)[1]  # the earliest step with the best value
+    assert json.loads((out / "resumed" / "best" / "trainer_state.json").read_text())["state"]["step"] == best_step
+    kept = sorted(p.name for p in (out / "resumed").iterdir() if p.name.startswith("checkpoint-step-"))
+    assert len(kept) == 2 and kept[-1] == "checkpoint-step-4"
+
+
 def test_first_step_matches_single_process(scenario, tmp_path, monkeypatch):
     out, model_dir = scenario
     monkeypatch.setattr(j1core.trainer, "generate_judgments", ds_run.scripted_judgments)
