@@ -39,12 +39,13 @@ def uses_deepspeed(cfg: TrainConfig) -> bool:
     return bool(cfg.zero_stage or cfg.deepspeed_config or cfg.local_rank >= 0)
 
 
-def load_training_pairs(cfg: TrainConfig):
-    """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part."""
+def data_splits(cfg: TrainConfig) -> tuple[list, list]:
+    """(train, held-out) pairs of the run's --data: builtin's fixed splits, or a user/benchmark file split by
+    --heldout-fraction."""
     if cfg.data == "builtin":
         from j1core.data.builtin import builtin_pairs
 
-        return builtin_pairs(split="train", seed=0)
+        return builtin_pairs(split="train", seed=0), builtin_pairs(split="heldout", seed=0)
     if cfg.benchmark:
         from j1core.data.benchmarks import load_benchmark
 
@@ -52,7 +53,12 @@ def load_training_pairs(cfg: TrainConfig):
     else:
         pairs = load_pairs(cfg.data, skip_invalid=cfg.skip_invalid, fields=parse_field_map(cfg.fields),
                            split=cfg.data_split)
-    return split_pairs(pairs, cfg.heldout_fraction, seed=cfg.seed)[0]
+    return split_pairs(pairs, cfg.heldout_fraction, seed=cfg.seed)
+
+
+def load_training_pairs(cfg: TrainConfig):
+    """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part."""
+    return data_splits(cfg)[0]
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:

@@ -23,12 +23,10 @@ same best-checkpoint decision and joins the same collective save.
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 
-from j1core.data.pairs import load_pairs, split_pairs
-from j1core.eval.evaluate import engine_judge, judge_items, load_eval_pairs, read_judgments
+from j1core.eval.evaluate import engine_judge, judge_items, limit_pairs, load_eval_pairs, read_judgments
 from j1core.eval.metrics import compute_report
 
 PREFIX = "eval/"
@@ -50,28 +48,13 @@ def heldout_pairs(cfg):
         return load_eval_pairs(benchmark, cfg.eval_data, limit=cfg.eval_limit, seed=cfg.seed)
     if cfg.data == "builtin":
         return load_eval_pairs("builtin", limit=cfg.eval_limit, seed=cfg.seed)
-    heldout = split_pairs(training_data(cfg), cfg.heldout_fraction, seed=cfg.seed)[1]
+    from j1core.trainer import data_splits  # the trainer imports this module
+
+    heldout = data_splits(cfg)[1]
     if not heldout:
         raise ValueError(f"--eval-every: --data {cfg.data} with --heldout-fraction {cfg.heldout_fraction} holds "
                          "no pairs out; give --eval-data FILE or a larger --heldout-fraction")
     return limit_pairs(heldout, cfg.eval_limit, cfg.seed)
-
-
-def training_data(cfg):
-    """--data read as j1core/trainer.load_training_pairs reads it, before its train/held-out split."""
-    if cfg.benchmark:
-        from j1core.data.benchmarks import load_benchmark
-
-        return load_benchmark(cfg.benchmark, cfg.data)
-    return load_pairs(cfg.data, skip_invalid=cfg.skip_invalid)
-
-
-def limit_pairs(pairs, limit, seed):
-    """load_eval_pairs's seeded sample of `limit` pairs in file order."""
-    if limit is None or limit >= len(pairs):
-        return pairs
-    keep = sorted(random.Random(f"j1-eval-limit:{seed}").sample(range(len(pairs)), limit))
-    return [pairs[i] for i in keep]
 
 
 class HeldoutEval:

@@ -117,10 +117,15 @@ def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0, 
         pairs = load_benchmark(benchmark, data, subset)
     if not pairs:
         raise ValueError(f"no pairs in benchmark {benchmark!r} (data={data!r}, subset={subset!r})")
-    if limit is not None and limit < len(pairs):
-        keep = sorted(random.Random(f"j1-eval-limit:{seed}").sample(range(len(pairs)), limit))
-        pairs = [pairs[i] for i in keep]
-    return pairs
+    return limit_pairs(pairs, limit, seed)
+
+
+def limit_pairs(pairs, limit, seed):
+    """A seeded sample of `limit` pairs kept in file order (all of them when limit is None or larger)."""
+    if limit is None or limit >= len(pairs):
+        return pairs
+    keep = sorted(random.Random(f"j1-eval-limit:{seed}").sample(range(len(pairs)), limit))
+    return [pairs[i] for i in keep]
 
 
 # ---------------------------------------------------------------- judgments file (the resume point)
