@@ -19,7 +19,11 @@ Dynamic sampling (DAPO, Yu et al. 2025; J1 filters the same way): a group whose 
 zero advantage everywhere, so it adds nothing to the policy gradient but still counts in the loss's
 normaliser. `drop_equal_groups` removes its rows before the loss, so the loss is the mean over the groups
 that carry signal. Advantages are computed before the drop, over the whole batch (with --adv-scale batch
-the std is the whole batch's), so a kept row's advantage is the same with or without dropping.
+the std is the whole batch's), so a kept row's advantage is the same with or without dropping. Groups are
+dropped one by one, not a pair's two orders together: with the consistency reward the coupling of the two
+orders is already in each reward (a sample's outcome times the other order's), and a group's advantages
+depend only on its own rewards, so keeping an all-equal partner group would only add rows of zero advantage.
+Unlike DAPO the step does not sample more groups to refill the batch; it trains on fewer.
 
 Aggregation over the masked tokens (loss_type):
     grpo      mean over sequences of each sequence's token mean (the original GRPO paper)

@@ -93,6 +93,7 @@ def _pool(seed: int) -> tuple[Pair, ...]:
     pairs = []
     for module in FAMILIES:
         pairs += draw_family(module.FAMILY, module.TEMPLATES, PAIRS_PER_FAMILY[module.FAMILY], seed, seen)
+    random.Random(f"j1-builtin-order:{seed}").shuffle(pairs)  # families mixed, so any slice holds them all
     return tuple(pairs)
 
 

@@ -7,7 +7,7 @@ import random
 import time
 from collections import Counter
 
-from j1core.data.builtin import SPLITS, all_builtin_pairs, family_of, split_of
+from j1core.data.builtin import FAMILIES, SPLITS, all_builtin_pairs, family_of, split_of
 
 
 def longer_counts(pairs) -> tuple[int, int, int]:
@@ -26,7 +26,7 @@ def main(argv=None) -> None:
     pairs = all_builtin_pairs(args.seed)
     seconds = time.perf_counter() - start
     counts = Counter((family_of(p), split_of(p)) for p in pairs)
-    families = list(dict.fromkeys(family_of(p) for p in pairs))
+    families = [module.FAMILY for module in FAMILIES]
     print(f"{len(pairs)} pairs in {seconds:.1f} s (seed {args.seed})\n")
     print(f"{'family':12s} {'templates':>9s} " + " ".join(f"{s:>16s}" for s in SPLITS) + "  chosen longer")
     for family in families + ["all"]:

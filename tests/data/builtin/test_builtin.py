@@ -48,6 +48,7 @@ def test_sizes_families_and_templates():
     for module in FAMILIES:
         assert len(module.TEMPLATES) >= 6
         assert templates[module.FAMILY] == {t.__name__ for t in module.TEMPLATES}, module.FAMILY
+    assert len({family_of(p) for p in builtin_pairs("train")[:40]}) >= 5  # the pool is not ordered by family
     sizes = {s: len(v) for s, v in splits().items()}
     assert sizes["train"] >= 5000 and sizes["heldout"] >= 600 and sizes["heldout_template"] >= 1500
 
