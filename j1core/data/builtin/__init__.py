@@ -70,10 +70,11 @@ def template_of(pair: Pair) -> str:
     return pair.category.split("/", 1)[1]
 
 
-def heldout_templates() -> set[str]:
+@lru_cache(maxsize=1)
+def heldout_templates() -> frozenset[str]:
     """Categories ("<family>/<template>") of the template-held-out split."""
-    return {f"{m.FAMILY}/{t.__name__}" for m in FAMILIES for t in m.TEMPLATES
-            if m.FAMILY in HELDOUT_FAMILIES or t.__name__ in m.HELDOUT_TEMPLATES}
+    return frozenset(f"{m.FAMILY}/{t.__name__}" for m in FAMILIES for t in m.TEMPLATES
+                     if m.FAMILY in HELDOUT_FAMILIES or t.__name__ in m.HELDOUT_TEMPLATES)
 
 
 def split_of(pair: Pair) -> str:

@@ -36,11 +36,11 @@ def ensure(condition: bool, what: str) -> None:
 
 
 def fmt(x) -> str:
-    """A number as people write it: 1,250 or 2.5, never 2.50 or 3.0."""
+    """A number as people write it: 1,250 or 2.5 or 1,399.83, never 2.50 or 3.0."""
     value = Decimal(str(x))
     if value == value.to_integral_value():
         return f"{int(value):,}"
-    return f"{value.normalize():f}"
+    return f"{value.normalize():,f}"
 
 
 def listed(values) -> str:

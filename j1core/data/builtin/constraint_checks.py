@@ -13,8 +13,8 @@ import json
 import re
 from dataclasses import dataclass
 
-KINDS = ("max_words", "sentences", "include", "forbid", "lowercase", "uppercase", "start", "end", "no_commas",
-         "avoid_letter", "quotes", "title", "bullets", "numbered", "json_keys")
+KINDS = ("max_words", "min_words", "sentences", "include", "forbid", "lowercase", "uppercase", "start", "end",
+         "no_commas", "avoid_letter", "quotes", "title", "bullets", "numbered", "json_keys")
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
@@ -58,6 +58,8 @@ def holds(c: Constraint, text: str) -> bool:
     k, v = c.kind, c.value
     if k == "max_words":
         return len(words(text)) <= v
+    if k == "min_words":
+        return len(words(text)) >= v
     if k == "sentences":
         return len(sentences(text)) == v
     if k == "include":
@@ -101,6 +103,7 @@ def describe(c: Constraint, rng) -> str:
     n, more = (count_word(v), v + 1) if isinstance(v, int) else ("", "")
     options = {
         "max_words": (f"Use at most {v} words", f"Keep it under {more} words", f"No more than {v} words"),
+        "min_words": (f"Use at least {v} words", f"Write no fewer than {v} words", f"Make it {v} words or longer"),
         "sentences": (f"Write exactly {n} sentences", f"Use {n} sentences, no more, no less",
                       f"It must be exactly {v} sentences long"),
         "include": (f"Include the word '{v}'", f"Make sure to use the word \"{v}\"", f"Mention the word {v}"),

@@ -85,6 +85,13 @@ def write(rng, shape: str, topic: str, cs: dict, broken: str | None) -> str:
             units.append(spare.pop())
         while broken != "max_words" and len(" ".join(units).split()) > limit - 8 and len(units) > 1:
             units.remove(next(u for u in reversed(units) if u != keyword))
+    if "min_words" in cs:
+        limit = cs["min_words"].value
+        spare = [s for s in good if s not in units]
+        while broken != "min_words" and len(" ".join(units).split()) < limit + 2 and spare:
+            units.append(spare.pop())
+        while broken == "min_words" and len(" ".join(units).split()) > limit - 12 and len(units) > 1:
+            units.remove(next(u for u in reversed(units) if u != keyword))
     text = render(rng, shape, units, cs, broken, topic)
     if "lowercase" in cs and broken != "lowercase":
         text = text.lower()
@@ -126,7 +133,8 @@ def render(rng, shape, units, cs, broken, topic) -> str:
 
 def extra(rng, kind: str, topic: str) -> Constraint:
     """A random instance of a constraint kind that a response about `topic` can keep."""
-    value = {"max_words": rng.choice((25, 30, 35, 40, 45)), "sentences": rng.randint(2, 5),
+    value = {"max_words": rng.choice((25, 30, 35, 40, 45)), "min_words": rng.choice((25, 30, 35, 40)),
+             "sentences": rng.randint(2, 5),
              "include": rng.choice(KEYWORDS), "forbid": rng.choice(FORBIDDEN),
              "avoid_letter": rng.choice([c for c in LETTERS if c not in topic]),
              "start": rng.choice(START_PHRASES), "end": rng.choice(END_PHRASES),
@@ -141,7 +149,8 @@ def make(rng, shape: str, fixed: tuple, optional: tuple, ask, start=None) -> tup
     with exactly one broken constraint came out of a few draws."""
     topic = rng.choice(TOPICS)
     kinds = list(fixed) + rng.sample(optional, rng.randint(1, min(2, len(optional))))
-    if {"lowercase", "uppercase"} <= set(kinds) or {"sentences", "end"} <= set(kinds):
+    clashes = ({"lowercase", "uppercase"}, {"sentences", "end"}, {"max_words", "min_words"}, {"sentences", "min_words"})
+    if any(clash <= set(kinds) for clash in clashes):
         return None
     cs = {k: extra(rng, k, topic) for k in kinds}
     if start is not None:
@@ -151,13 +160,19 @@ def make(rng, shape: str, fixed: tuple, optional: tuple, ask, start=None) -> tup
         if avoid in cs and not holds(cs[avoid], fixed_words):
             return None
     broken = rng.choice(kinds)
+    chosen_longer = rng.random() < 0.5  # which one should be the longer: a valid pair that agrees is preferred
+    found = []
     for _ in range(8):
         chosen, rejected = write(rng, shape, topic, cs, None), write(rng, shape, topic, cs, broken)
         if all(holds(c, chosen) for c in cs.values()) and \
                 [k for k, c in cs.items() if not holds(c, rejected)] == [broken]:
             ensure(chosen != rejected, "constraints: identical responses")
-            return ask(topic, [describe(cs[k], rng) for k in kinds]), chosen, rejected
-    return None
+            found.append((chosen, rejected))
+            if (len(chosen) > len(rejected)) == chosen_longer:
+                break
+    if not found:
+        return None
+    return ask(topic, [describe(cs[k], rng) for k in kinds]), *found[-1]
 
 
 def cap(text: str) -> str:
@@ -166,7 +181,8 @@ def cap(text: str) -> str:
 
 # ---------------------------------------------------------------- surface templates
 
-PROSE = ("max_words", "include", "forbid", "lowercase", "uppercase", "start", "end", "no_commas", "avoid_letter")
+PROSE = ("max_words", "min_words", "include", "forbid", "lowercase", "uppercase", "start", "end", "no_commas",
+         "avoid_letter")
 LISTED = ("include", "forbid", "lowercase", "uppercase", "avoid_letter", "end")
 
 
@@ -182,7 +198,7 @@ def sentence_count(rng):
 
 def note_to_friend(rng):
     name = rng.choice(NAMES)
-    return make(rng, "prose", ("start",), ("include", "forbid", "max_words", "end", "avoid_letter"),
+    return make(rng, "prose", ("start",), ("include", "forbid", "max_words", "min_words", "end", "avoid_letter"),
                 lambda t, d: f"Can you write a quick message to my friend {name} about {t}? {'. '.join(d)}.",
                 start=rng.choice((f"Hi {name}!", f"Dear {name}:", f"Hey {name}!")))
 
@@ -203,7 +219,7 @@ def json_record(rng):
 
 
 def titled_post(rng):
-    return make(rng, "prose", ("title",), ("include", "forbid", "max_words", "no_commas", "end"),
+    return make(rng, "prose", ("title",), ("include", "forbid", "max_words", "min_words", "no_commas", "end"),
                 lambda t, d: f"Write a tiny blog post on {t}.\n* " + "\n* ".join(d))
 
 

@@ -15,6 +15,7 @@ from j1core.data.builtin.constraint_checks import KINDS, NUMBER_WORDS, Constrain
 C = Constraint
 HAND_MADE = [  # (constraint, a text that keeps it, a text that breaks it)
     (C("max_words", 4), "One two three four.", "One two three four five."),
+    (C("min_words", 4), "One, two, three, four.", "One two three."),
     (C("sentences", 2), "It rains. I stay in!", "It rains. I stay in. Tea?"),
     (C("include", "warm"), "A warm day.", "A warmer day."),
     (C("forbid", "day"), "A sunny Monday.", "A sunny Day."),
@@ -49,6 +50,7 @@ def count(word):
 # Patterns written from the instruction wordings, independently of constraint_checks.describe.
 PATTERNS = {
     "max_words": (r"at most (\d+) words", r"no more than (\d+) words", r"under (\d+) words"),
+    "min_words": (r"at least (\d+) words", r"no fewer than (\d+) words", r"(\d+) words or longer"),
     "sentences": (r"exactly (\w+) sentences", r"use (\w+) sentences, no more", r"exactly (\d+) sentences long"),
     "include": (r"include the word '([a-z]+)'", r"use the word \"([a-z]+)\"", r"mention the word ([a-z]+)"),
     "forbid": (r"do not use the word '([a-z]+)'", r"avoid the word \"([a-z]+)\"", r"never say the word ([a-z]+)"),
@@ -79,6 +81,8 @@ def stated_constraints(prompt):
             value = match.group(1) if match.groups() else None
             if kind == "max_words":
                 value = int(value) - (pattern.startswith("under"))
+            elif kind == "min_words":
+                value = int(value)
             elif kind in ("sentences", "bullets", "numbered"):
                 value = count(value)
             elif kind == "json_keys":
@@ -108,9 +112,10 @@ def test_every_pair_keeps_all_stated_constraints_in_chosen_and_breaks_exactly_on
 
 def test_descriptions_read_back_as_the_same_constraint():
     rng = random.Random(0)
-    cases = [C("max_words", 30), C("sentences", 3), C("include", "warm"), C("forbid", "day"), C("lowercase"),
-             C("uppercase"), C("start", "Hi Sam!"), C("end", "The end."), C("no_commas"), C("avoid_letter", "k"),
-             C("quotes"), C("title"), C("bullets", 4), C("numbered", 5), C("json_keys", ("topic", "mood"))]
+    cases = [C("max_words", 30), C("min_words", 35), C("sentences", 3), C("include", "warm"), C("forbid", "day"),
+             C("lowercase"), C("uppercase"), C("start", "Hi Sam!"), C("end", "The end."), C("no_commas"),
+             C("avoid_letter", "k"), C("quotes"), C("title"), C("bullets", 4), C("numbered", 5),
+             C("json_keys", ("topic", "mood"))]
     for c in cases:
         for _ in range(10):
             text = describe(c, rng) + "."
