@@ -3,7 +3,7 @@
     python -m j1core.data.builtin            # counts per family and split, chosen-longer fraction, samples
     python -m pytest tests/data/builtin -q
 
-The pairs teach judging rather than one wording: eight families of what makes a response worse, each with
+The pairs teach judging rather than one wording: nine families of what makes a response worse, each with
 several surface templates (a template is its own phrasing of the instruction and its own response style;
 its content - numbers, names, topics, facts - is drawn at random from small in-code vocabularies):
 
@@ -12,6 +12,7 @@ its content - numbers, names, topics, facts - is drawn at random from small in-c
   units.py         units: a unit problem with a wrong conversion factor (or another slip) in one step
   facts.py         facts: a plausible wrong fact (a capital, a symbol, a year, a count) from fact_tables.py
   nearby.py        nearby: a correct answer to a subtly different instruction (J1's noisy instructions)
+  offtopic.py      offtopic: a fluent, correct answer about something else entirely
   confident.py     confident: long and sure of itself against short or hedged; which one is right is random
   relevance.py     relevance: the first built-in set's nearby instructions
   mathslip.py      math: the first built-in set's worked solutions with one slip
@@ -35,17 +36,27 @@ import random
 from dataclasses import replace
 from functools import lru_cache
 
-from j1core.data.builtin import arithmetic, confident, constraints, facts, mathslip, nearby, relevance, units
+from j1core.data.builtin import (
+    arithmetic,
+    confident,
+    constraints,
+    facts,
+    mathslip,
+    nearby,
+    offtopic,
+    relevance,
+    units,
+)
 from j1core.data.builtin.mathslip import dropped_carry, smaller_from_larger  # noqa: F401  (tests use them)
 from j1core.data.pairs import Pair, stable_hash
 
 SOURCE = "builtin"
 SPLITS = ("train", "heldout", "heldout_template")
-FAMILIES = (constraints, arithmetic, units, facts, nearby, confident, relevance, mathslip)
+FAMILIES = (constraints, arithmetic, units, facts, nearby, offtopic, confident, relevance, mathslip)
 HELDOUT_FAMILIES = ("units",)
 # pairs drawn per family (both splits); fact tables are small, so those families draw fewer
 PAIRS_PER_FAMILY = {"constraints": 1600, "arithmetic": 1200, "units": 300, "facts": 800, "nearby": 1200,
-                    "confident": 900, "relevance": 1200, "math": 1200}
+                    "offtopic": 600, "confident": 900, "relevance": 1200, "math": 1200}
 HELDOUT_BUCKETS = 8  # 1 prompt in 8 of the training templates is held out
 GIVE_UP_AFTER = 300  # consecutive repeated prompts after which a template counts as exhausted
 

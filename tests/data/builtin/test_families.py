@@ -1,7 +1,7 @@
-"""Tests for the facts, nearby and confident families (j1core/data/builtin/facts.py, fact_tables.py,
-nearby.py, confident.py): the chosen response has the right fact and the rejected the wrong one, a nearby
-answer is correct for its own question, and in the confident family the loud response is right only half
-the time.
+"""Tests for the facts, nearby, offtopic and confident families (j1core/data/builtin/facts.py, fact_tables.py,
+nearby.py, offtopic.py, confident.py): the chosen response has the right fact and the rejected the wrong one,
+a nearby answer is correct for its own question, an off-topic one is about something else, and in the
+confident family the loud response is right only half the time.
 
     python -m pytest tests/data/builtin/test_families.py -q
 """
@@ -11,6 +11,7 @@ import re
 from j1core.data.builtin import all_builtin_pairs, family_of, template_of
 from j1core.data.builtin.confident import SURE, TRICKS
 from j1core.data.builtin.fact_tables import FACTS
+from j1core.data.builtin.offtopic import HOW_TO, WORDS
 
 
 def pairs_of(family):
@@ -90,3 +91,25 @@ def test_trick_answers_and_math_pairs_are_right_in_chosen():
             assert (int(a) * int(b) if op == "x" else int(a) + int(b)) == int(c)
             a, op, b, c = re.search(r"(\d+) ([x+]) (\d+) = (\d+)", p.rejected).groups()
             assert (int(a) * int(b) if op == "x" else int(a) + int(b)) != int(c)
+
+
+def test_offtopic_chosen_answers_the_question_and_rejected_is_about_something_else():
+    how_to = dict(HOW_TO)
+    words = dict(WORDS)
+    pairs = pairs_of("offtopic")
+    assert len(pairs) >= 500
+    for p in pairs:
+        template = template_of(p)
+        if template == "how_to":
+            task = next(t for t in how_to if t in p.prompt)
+            assert how_to[task] in p.chosen and how_to[task] not in p.rejected
+        elif template == "define_word":
+            word = next(w for w in words if f" {w}" in p.prompt or f"'{w}'" in p.prompt)
+            assert words[word] in p.chosen and word not in p.rejected
+        elif template == "sum_or_story":
+            a, b = map(int, re.search(r"add (\d+) and (\d+)", p.prompt).groups())
+            assert f"= {a + b}." in p.chosen and "=" not in p.rejected
+        elif template == "fact_for_fact":
+            fact = fact_asked(p.prompt)
+            assert fact.say(fact.right) in p.chosen
+            assert not any(f.say(f.right) in p.rejected for f in FACTS if f.table == fact.table)
