@@ -23,15 +23,23 @@ bench: install
 	$(PY) bench/grpo_step.py
 	$(PY) bench/checkpointing.py
 
-# The default run, then the base and the trained judge on the built-in held-out split, side by side.
+# The default run, then the base and the trained judge side by side on both built-in held-out splits:
+# prompt-held-out (builtin: the training templates, unseen prompts) and template-held-out (builtin_template:
+# templates and a family training never sees).
 DEMO ?= runs/demo
 EVAL = --benchmark builtin --format pairwise --forced-verdict --max-think-tokens 0 --limit 400 --no-progress
+EVAL_TEMPLATE = --benchmark builtin_template --format pairwise --forced-verdict --max-think-tokens 0 --limit 400 \
+	--no-progress
 
 demo: install
 	$(PY) train.py --output $(DEMO)/consistent
 	$(PY) generate.py judge --model smollm2-135m-instruct $(EVAL) --out $(DEMO)/eval-base
 	$(PY) generate.py judge --model $(DEMO)/consistent/checkpoint $(EVAL) --out $(DEMO)/eval-consistent
 	$(PY) -m j1core.eval.compare $(DEMO)/eval-base $(DEMO)/eval-consistent --names base trained
+	$(PY) generate.py judge --model smollm2-135m-instruct $(EVAL_TEMPLATE) --out $(DEMO)/eval-template-base
+	$(PY) generate.py judge --model $(DEMO)/consistent/checkpoint $(EVAL_TEMPLATE) \
+		--out $(DEMO)/eval-template-consistent
+	$(PY) -m j1core.eval.compare $(DEMO)/eval-template-base $(DEMO)/eval-template-consistent --names base trained
 
 # The same budget with the plain correctness reward instead of consistency (run after `make demo`).
 ablation: install

@@ -67,6 +67,7 @@ class TrainConfig:
     adv_scale: str = "batch"
     updates_per_batch: int = 1
     kl_times_ratio: bool = False
+    drop_equal_groups: bool = False
     # output
     output: str = "runs/j1"
     save_every: int = 0
@@ -100,6 +101,9 @@ class TrainConfig:
             raise ValueError("--fields and --data-split read a pairs file given as --data, not builtin or --benchmark")
         if self.group_size < 2:
             raise ValueError("--group-size must be at least 2: GRPO compares samples within a group")
+        if self.drop_equal_groups and (self.zero_stage or self.deepspeed_config):
+            raise ValueError("--drop-equal-groups: not with DeepSpeed (ranks would run different numbers of "
+                             "micro-batches)")
         for name in ("pairs_per_step", "max_new_tokens", "max_steps", "micro_batch_size", "updates_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
@@ -176,6 +180,8 @@ HELP = {
     "adv_scale": "advantage scaling: group std | batch std | none (Dr. GRPO)",
     "updates_per_batch": "optimizer updates per rollout batch (>1 uses the rollout log-probs as old)",
     "kl_times_ratio": "multiply the KL term by the importance ratio (as some TRL versions do)",
+    "drop_equal_groups": "drop groups whose rewards are all equal before the loss (DAPO's dynamic sampling); "
+                         "the loss is then the mean over the groups that carry signal",
     "output": "run directory: metrics.jsonl, curves.png, checkpoint/",
     "save_every": "checkpoint every N steps (0 = only at the end)",
     "resume": "resume from a run directory's checkpoint",
@@ -206,7 +212,8 @@ GROUPS = {
                 "max_batch_tokens"),
     "optimisation": ("max_steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",
                      "freeze_embeddings", "micro_batch_size", "gradient_checkpointing"),
-    "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio"),
+    "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio",
+             "drop_equal_groups"),
     "output": ("output", "save_every", "resume", "tensorboard", "max_bad_steps", "progress", "seed"),
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),
     "validation and checkpoints": ("eval_every", "eval_data", "eval_benchmark", "eval_limit", "best_metric",

@@ -15,6 +15,16 @@ Policy loss per completion token t (PPO clipped surrogate, with DAPO's clip-high
 With kl_times_ratio the KL term is multiplied by w_t (TRL's `use_bias_correction_kl`, its default), which
 makes it an importance-sampled estimate under the sampling policy; on-policy w_t == 1 in value.
 
+Dynamic sampling (DAPO, Yu et al. 2025; J1 filters the same way): a group whose G rewards are all equal has
+zero advantage everywhere, so it adds nothing to the policy gradient but still counts in the loss's
+normaliser. `drop_equal_groups` removes its rows before the loss, so the loss is the mean over the groups
+that carry signal. Advantages are computed before the drop, over the whole batch (with --adv-scale batch
+the std is the whole batch's), so a kept row's advantage is the same with or without dropping. Groups are
+dropped one by one, not a pair's two orders together: with the consistency reward the coupling of the two
+orders is already in each reward (a sample's outcome times the other order's), and a group's advantages
+depend only on its own rewards, so keeping an all-equal partner group would only add rows of zero advantage.
+Unlike DAPO the step does not sample more groups to refill the batch; it trains on fewer.
+
 Aggregation over the masked tokens (loss_type):
     grpo      mean over sequences of each sequence's token mean (the original GRPO paper)
     bnpo/dapo token mean over the whole batch (DAPO's token-level loss); on one process TRL's dapo equals bnpo
@@ -41,6 +51,24 @@ def group_advantages(rewards, group_size: int, scale: str = "group", eps: float 
         return centred
     std = unbiased_std(groups, dim=1).repeat_interleave(group_size) if scale == "group" else unbiased_std(r)
     return centred / (std + eps)
+
+
+def informative_groups(rewards, group_size: int) -> torch.Tensor:
+    """Bool [num_groups]: True for groups whose rewards are not all equal."""
+    groups = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1, group_size)
+    return (groups != groups[:, :1]).any(dim=1)
+
+
+def drop_equal_groups(batch: dict, advantages: torch.Tensor, rewards, group_size: int):
+    """(batch, advantages) restricted to the rows of informative groups (tensors of [rows, ...]), and the
+    fraction of groups that are informative. When none is, the batch stays whole: every advantage is then zero
+    and so is the loss."""
+    keep = informative_groups(rewards, group_size)
+    fraction = keep.float().mean().item()
+    if not keep.any() or keep.all():
+        return batch, advantages, fraction
+    rows = keep.repeat_interleave(group_size).nonzero().squeeze(1)
+    return {k: v[rows] for k, v in batch.items()}, advantages[rows], fraction
 
 
 def unbiased_std(x: torch.Tensor, dim=None) -> torch.Tensor:

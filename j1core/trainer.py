@@ -23,7 +23,7 @@ from j1core.data.formats import parse_field_map
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
 from j1core.engine.rollout import RolloutEngine
 from j1core.eval.during_training import HeldoutEval, next_best
-from j1core.grpo import group_advantages, policy_loss
+from j1core.grpo import drop_equal_groups, group_advantages, policy_loss
 from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judge.step import build_prompts, score_step, step_metrics
 from j1core.model import resolve_dtype
@@ -124,6 +124,10 @@ class Trainer:
 
         t = time.perf_counter()
         batch = pack_batch(prompts, samples, self.tokenizer.pad_token_id)
+        dropped = {}
+        if cfg.drop_equal_groups:  # dynamic sampling: only groups with unequal rewards reach the loss
+            batch, advantages, dropped["informative_groups"] = drop_equal_groups(batch, advantages, flat_rewards,
+                                                                                 cfg.group_size)
         ref_logp = self.reference_logprobs(batch)
         times["reference_seconds"] = time.perf_counter() - t
         stats = {}
@@ -141,7 +145,7 @@ class Trainer:
         metrics = {"step": self.step + 1, "reward_mean": flat_rewards.mean().item(),
                    "reward_std": flat_rewards.std().item(), **step_metrics(prompts, texts), **stats,
                    "completion_length": sum(len(s.token_ids) for g in samples for s in g) / flat_rewards.numel(),
-                   "lr": lr_at(cfg, self.step), **times,
+                   "lr": lr_at(cfg, self.step), **dropped, **times,
                    "tokens_per_second": tokens / max(sum(times.values()), 1e-9)}
         return self.backend.reduce_metrics(metrics, rows, tokens, token_keys)
 

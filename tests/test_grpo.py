@@ -8,7 +8,7 @@ import statistics
 import pytest
 import torch
 
-from j1core.grpo import LOSS_TYPES, group_advantages, policy_loss
+from j1core.grpo import LOSS_TYPES, drop_equal_groups, group_advantages, informative_groups, policy_loss
 
 
 def reference_advantages(rewards, group_size, scale, eps):
@@ -144,3 +144,48 @@ def test_policy_loss_rejects_bad_input():
         policy_loss(logp, old, ref, adv, mask, loss_type="ppo")
     with pytest.raises(ValueError, match="old_logp"):
         policy_loss(logp, old[:, :3], ref, adv, mask)
+
+
+def test_informative_groups_are_those_with_unequal_rewards():
+    rewards = [1.0, 1.0, 1.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.25, 0.0, 1.0]
+    assert informative_groups(rewards, 3).tolist() == [False, True, False, True]
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_dropped_groups_contribute_nothing_and_the_rest_is_the_loss_of_just_those_rows(loss_type):
+    gen = torch.Generator().manual_seed(3)
+    G, T = 4, 5
+    rewards = torch.tensor([1.0] * G + [0.0, 1.0, 1.0, 0.0] + [0.5] * G + [0.25, 0.0, 1.0, 0.5])
+    rows = rewards.numel()
+    logp = (-torch.rand(rows, T, generator=gen)).requires_grad_()
+    old = logp.detach() + 0.1 * torch.randn(rows, T, generator=gen)
+    mask = (torch.rand(rows, T, generator=gen) > 0.3).float()
+    mask[:, 0] = 1.0
+    adv = group_advantages(rewards, G, scale="none") / rewards.std()  # --adv-scale batch: the whole batch's std
+    batch = {"logp": logp, "old": old, "mask": mask}
+    kept, kept_adv, fraction = drop_equal_groups(batch, adv, rewards, G)
+    assert fraction == 0.5
+    keep = [4, 5, 6, 7, 12, 13, 14, 15]  # the rows of groups 1 and 3
+    assert torch.equal(kept_adv, adv[keep]) and torch.equal(kept["mask"], mask[keep])
+
+    full, _ = policy_loss(logp, old, None, adv, mask, loss_type=loss_type, max_completion_length=T)
+    full.backward()
+    dropped = [r for r in range(rows) if r not in keep]
+    assert logp.grad[dropped].abs().max().item() == 0.0  # an all-equal group has zero advantage everywhere
+
+    alone, _ = policy_loss(logp[keep], old[keep], None, adv[keep], mask[keep], loss_type=loss_type,
+                           max_completion_length=T)
+    after, _ = policy_loss(kept["logp"], kept["old"], None, kept_adv, kept["mask"], loss_type=loss_type,
+                           max_completion_length=T)
+    assert torch.equal(after, alone)
+    # the only change is the normaliser: the dropped rows no longer count in it
+    scale = {"grpo": rows / len(keep), "dr_grpo": rows / len(keep),
+             "bnpo": mask.sum() / mask[keep].sum(), "dapo": mask.sum() / mask[keep].sum()}[loss_type]
+    assert torch.allclose(after, full * scale, atol=1e-6)
+
+
+def test_no_informative_group_keeps_the_batch_whole():
+    batch = {"x": torch.arange(6)}
+    adv = torch.zeros(6)
+    same, same_adv, fraction = drop_equal_groups(batch, adv, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], 3)
+    assert same is batch and same_adv is adv and fraction == 0.0

@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM
 
 from j1core.config import TrainConfig
 from j1core.data.builtin import builtin_pairs
+from j1core.grpo import policy_loss
 from j1core.model import tiny_model
 from j1core.trainer import BadStepsError, Trainer, lr_at
 
@@ -229,3 +230,46 @@ def test_resume_keeps_choosing_the_best(tmp_path, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     step5 = load_file(tmp_path / "a" / "run" / "checkpoint-step-5" / "model.safetensors")
     assert all(torch.equal(a[k], step5[k]) for k in a)
+
+
+def test_drop_equal_groups_trains_on_the_informative_groups_only(tmp_path, monkeypatch):
+    import j1core.trainer
+
+    # pair 0: order 0 all right, order 1 mixed; pair 1: both orders mixed -> groups 1, 2, 3 of 4 are kept
+    crafted = [[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 1.0]]
+    monkeypatch.setattr(j1core.trainer, "score_step", lambda *args: [list(g) for g in crafted])
+    seen = {}
+    packed = j1core.trainer.pack_batch
+
+    def spy_pack(*args):
+        seen["full"] = packed(*args)
+        return seen["full"]
+
+    monkeypatch.setattr(j1core.trainer, "pack_batch", spy_pack)
+    trainer = make_trainer(tmp_path, pairs_per_step=2, group_size=4, drop_equal_groups=True, beta=0.0,
+                           forced_verdict=True, max_think_tokens=0)
+    accumulate = trainer.accumulate_gradients
+
+    def spy_accumulate(batch, advantages, ref_logp):
+        seen["batch"], seen["advantages"] = batch, advantages
+        return accumulate(batch, advantages, ref_logp)
+
+    trainer.accumulate_gradients = spy_accumulate
+    metrics = trainer.train_step()
+    assert metrics["informative_groups"] == 0.75
+    assert torch.equal(seen["batch"]["input_ids"], seen["full"]["input_ids"][4:])
+    full_adv = trainer.advantages(torch.tensor([r for g in crafted for r in g]))
+    assert torch.equal(seen["advantages"], full_adv[4:])
+
+    # the step's loss is the loss of just the kept rows, computed directly (on-policy the ratio is 1, so the
+    # value does not depend on the weights the step has since updated; the normaliser counts the kept rows)
+    with torch.no_grad():
+        logp = trainer.logprobs(trainer.policy, seen["batch"])
+    direct, _ = policy_loss(logp.float(), logp.float(), None, seen["advantages"],
+                            seen["batch"]["loss_mask"].float(), loss_type="grpo", eps_low=0.2, eps_high=0.28)
+    assert math.isclose(metrics["loss"], direct.item(), rel_tol=1e-4, abs_tol=1e-7)
+
+
+def test_drop_equal_groups_is_refused_with_deepspeed():
+    with pytest.raises(ValueError, match="--drop-equal-groups"):
+        TrainConfig(drop_equal_groups=True, zero_stage=3)

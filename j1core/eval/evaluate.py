@@ -42,7 +42,7 @@ from j1core.judge.rollout import SamplingParams, sample_judgments
 from j1core.judge.step import build_prompts, judgment_record
 from j1core.runlog import progress_bar
 
-SOURCES = BENCHMARKS + ("builtin", "jsonl")
+SOURCES = BENCHMARKS + ("builtin", "builtin_template", "jsonl")
 # Settings that change what a judgment is; resuming with a different value would mix two evaluations.
 RUN_IDENTITY = ("model", "benchmark", "data", "format", "prompt_style", "samples", "temperature", "top_p",
                 "max_new_tokens", "forced_verdict", "max_think_tokens", "seed", "fields", "data_split")
@@ -56,13 +56,15 @@ def add_judge_args(parser) -> None:
     model.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="weights dtype (default: fp32)")
     data = parser.add_argument_group("data")
     data.add_argument("--benchmark", required=True, choices=SOURCES,
-                      help="benchmark adapter; builtin = j1's held-out pairs; jsonl = a pairs file (--data)")
+                      help="benchmark adapter; builtin = j1's prompt-held-out pairs; builtin_template = its "
+                           "template-held-out pairs; jsonl = a pairs file (--data)")
     data.add_argument("--data", default=None, help="benchmark directory/file (default ../shared/data/...); "
                       "jsonl: a pairs file (JSONL, JSON, Parquet) or a saved HF dataset directory")
     data.add_argument("--fields", default=None,
                       help="jsonl: map other column names, e.g. prompt=question,chosen=response_a,rejected=response_b")
     data.add_argument("--data-split", default=None, help="jsonl: the split of a saved DatasetDict (default: train)")
-    data.add_argument("--subset", default=None, help="only this subset (benchmark subset or Pair.category)")
+    data.add_argument("--subset", default=None,
+                      help="only this subset (benchmark subset, Pair.category, or a builtin family)")
     data.add_argument("--limit", type=int, default=None, help="judge a seeded sample of N pairs")
     judge = parser.add_argument_group("judge")
     judge.add_argument("--format", default="pairwise", choices=FORMATS, help="judge format (default: pairwise)")
@@ -109,10 +111,11 @@ def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0, 
         loaded = (load_unlabeled(data) if is_unlabeled(data)
                   else load_pairs(data, fields=parse_field_map(fields), split=split))
         pairs = [p for p in loaded if subset in (None, p.category, p.source)]
-    elif benchmark == "builtin":
-        from j1core.data.builtin import builtin_pairs
+    elif benchmark in ("builtin", "builtin_template"):
+        from j1core.data.builtin import builtin_pairs, family_of
 
-        pairs = [p for p in builtin_pairs(split="heldout") if subset in (None, p.category, p.source)]
+        which = "heldout" if benchmark == "builtin" else "heldout_template"
+        pairs = [p for p in builtin_pairs(split=which) if subset in (None, p.category, p.source, family_of(p))]
     else:
         pairs = load_benchmark(benchmark, data, subset)
     if not pairs:
