@@ -148,7 +148,8 @@ HELP = {
     "skip_invalid": "count and skip invalid pair records instead of stopping at the first",
     "heldout_fraction": "fraction of a user dataset held out from training (builtin data has a fixed split)",
     "format": "judge format: pairwise | pairwise_scores | scores_verdict | pointwise | mixed (pairwise + pointwise)",
-    "prompt_style": "judge prompt wording: compact (j1's), paper (the J1 paper's verbatim prompts), or a template "
+    "prompt_style": "judge prompt wording: compact (j1's), paper (the J1 paper's verbatim prompts), paper_plan "
+                    "(plan, execute, then verdict: the paper's ablation prompt, reconstructed), or a template "
                     "file with {instruction}, {response_A}, {response_B} (pointwise: {response})",
     "reward": "consistent (pays only when right in both orders) or correct (each order on its own)",
     "pairing": "how rollouts of the two orders are matched: expected (x mean of the other order) or index",

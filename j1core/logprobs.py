@@ -16,6 +16,13 @@ from the G completions add up through the repeat. Same outputs as the plain path
 The prompts themselves share the judge template: a prefix common to all prompts of the micro-batch runs once
 too (prompt_pass). With one-token completions (verdicts without reasoning) no completion pass runs at all:
 the prompt's last hidden state predicts the token.
+
+Sliding windows (Mistral, Gemma-3's local layers, Qwen with use_sliding_window): the plain path gives HF the
+right-padded rows, and HF's windowed mask counts columns, which are positions there. The grouped path's
+passes put completions after the longest prompt's width, so a shorter prompt's completions sit at columns
+past their positions: a window would count the padding between. The grouped path therefore runs only while
+no window is reached (prompt width + completion width <= window; its caches are then plain, uncropped), and
+batches that reach one take the plain path (same values; only the prompt's sharing is lost).
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from j1core.engine.decoder import sliding_window
 from j1core.engine.rollout import MIN_SHARED_PREFIX  # a shorter common prefix is not worth its own pass
 from kernels import fused_linear_logprob
 
@@ -53,6 +61,8 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
                          f"plain linear layer")
     if prompt_lengths is not None and group_size > 1:
         check_groups(input_ids, attention_mask, loss_mask, prompt_lengths, group_size)
+    if prompt_lengths is not None and group_size > 1 and not window_reached(model.config, attention_mask,
+                                                                            prompt_lengths):
         with checkpointed_layers(model):
             hidden, targets = grouped_scored_hidden(model, input_ids, attention_mask, loss_mask,
                                                     prompt_lengths.to(input_ids.device), group_size)
@@ -61,7 +71,7 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         with checkpointed_layers(model):
             full = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                                    position_ids=position_ids).last_hidden_state
+                                    position_ids=position_ids, use_cache=False).last_hidden_state
         shifted = loss_mask[:, 1:].bool()  # position t-1 predicts token t
         hidden, targets = full[:, :-1][shifted], input_ids[:, 1:][shifted]
         scored = torch.cat([shifted.new_zeros(shifted.shape[0], 1), shifted], dim=1)
@@ -71,6 +81,15 @@ def token_logprobs(model, input_ids, attention_mask, loss_mask, temperature=1.0,
     outs = out if return_entropy else (out,)
     placed = tuple(values.new_zeros(scored.shape).masked_scatter(scored, values) for values in outs)
     return placed if return_entropy else placed[0]
+
+
+def window_reached(config, attention_mask, prompt_lengths) -> bool:
+    """Whether the grouped path's columns (longest prompt, then longest completion) pass a sliding window."""
+    window = sliding_window(config)
+    if window is None:
+        return False
+    completions = attention_mask.long().sum(1) - prompt_lengths.to(attention_mask.device)
+    return int(prompt_lengths.max()) + int(completions.max()) > window
 
 
 def grouped_scored_hidden(model, input_ids, attention_mask, loss_mask, prompt_lengths, group_size):
@@ -95,7 +114,7 @@ def grouped_scored_hidden(model, input_ids, attention_mask, loss_mask, prompt_le
     predictors = last_prompt_hidden.repeat_interleave(group_size, 0)[:, None]
     if completion_width > 1:  # one-token completions are all predicted by the prompt's last hidden
         completion_mask = attention_mask.long().gather(1, columns) * inside
-        cache = repeated_cache(prompt_cache, group_size, model.config)
+        cache = repeated_cache(prompt_cache, group_size)
         completion_hidden = model.base_model(
             input_ids=completion_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(group_size, 0),
                                                                 completion_mask], dim=1),
@@ -117,11 +136,11 @@ def prompt_pass(model, prompt_ids, prompt_mask, prompt_lengths):
     rows = torch.arange(prompt_ids.shape[0], device=prompt_ids.device)
     if prompt_ids.shape[0] < 2 or common < MIN_SHARED_PREFIX:
         out = model.base_model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
-                               use_cache=True)
+                               cache=DynamicCache(), use_cache=True)
         return out.last_hidden_state[rows, prompt_lengths - 1], out.cache
     prefix = model.base_model(input_ids=prompt_ids[:1, :common], position_ids=positions[:1, :common],
-                              use_cache=True)
-    cache = repeated_cache(prefix.cache, prompt_ids.shape[0], model.config)
+                              cache=DynamicCache(), use_cache=True)
+    cache = repeated_cache(prefix.cache, prompt_ids.shape[0])
     rest = model.base_model(input_ids=prompt_ids[:, common:], attention_mask=prompt_mask,
                             position_ids=positions[:, common:], cache=cache, use_cache=True)
     return rest.last_hidden_state[rows, prompt_lengths - 1 - common], rest.cache
@@ -135,12 +154,13 @@ def common_prefix_length(prompt_ids, prompt_lengths) -> int:
     return min(first_difference, int(prompt_lengths.min()) - 1)
 
 
-def repeated_cache(cache, repeats, config):
+def repeated_cache(cache, repeats):
     """A new DynamicCache whose layers hold the given cache's keys / values repeated along the batch, keeping
-    autograd (the given cache is left as it is)."""
+    autograd (the given cache is left as it is). Plain layers, never cropped to a sliding window: the grouped
+    path runs only where no window is reached (window_reached)."""
     layers = [(layer.keys.repeat_interleave(repeats, 0), layer.values.repeat_interleave(repeats, 0))
               for layer in cache.layers]
-    return DynamicCache(ddp_cache_data=layers, config=config)
+    return DynamicCache(ddp_cache_data=layers)
 
 
 def check_groups(input_ids, attention_mask, loss_mask, prompt_lengths, group_size):

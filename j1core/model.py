@@ -16,8 +16,8 @@ Families (SUPPORTED_ARCHS; check_architecture refuses anything else at load, in 
 RoPE types with fixed frequencies (default, linear, llama3, yarn) are supported; dynamic / longrope change
 with the sequence length and are refused, as are logit soft-capping (Gemma-2: the trainer applies the LM head
 as a plain linear layer), MLP biases, partial rotary and activations other than the family's own.
-Sliding windows are the HF model's business in training; the rollout engine refuses sequences past one
-(j1core/engine/decoder.py).
+Sliding windows (Mistral, Gemma-3's local layers, Qwen2/3 with use_sliding_window) are applied by the rollout
+engine (j1core/engine/attention.py) and by HF's masks in the trainer's log-prob pass (j1core/logprobs.py).
 """
 from __future__ import annotations
 

@@ -59,9 +59,16 @@ def test_paper_presets_follow_the_recipe():
     assert read_config_file(CONFIGS / "j1-qwen3-32b-multitask.yaml")["format"] == "mixed"
 
 
-@pytest.mark.parametrize("name", ["j1-llama-8b.yaml", "j1-qwen3-32b-multitask.yaml"])
-def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name, monkeypatch):
-    """The preset as written, on a tiny random Llama, with the batch and the thought shrunk to CPU size."""
+# The CPU form of each paper preset (docs/reproducing.md): the preset as written on a tiny random model of its
+# family, with the batch and the thought shrunk. At its own size a step is GPU work (docs/reproducing.md).
+CPU_FLAGS = ["--max-steps", "2", "--pairs-per-step", "2", "--max-new-tokens", "64", "--dtype", "fp32"]
+
+
+@pytest.mark.parametrize("name,family", [("j1-llama-8b.yaml", "llama3.1"), ("j1-llama-70b.yaml", "llama3.1"),
+                                         ("j1-qwen3-32b-multitask.yaml", "qwen3")])
+def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name, family, monkeypatch):
+    """The preset as written, on a tiny random model of the paper's family, with the batch and the thought
+    shrunk to CPU size (CPU_FLAGS)."""
     import j1core.trainer
     from j1core.model import tiny_model
     from j1core.trainer import Trainer
@@ -76,13 +83,12 @@ def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name, monkeyp
 
     monkeypatch.setattr(j1core.trainer, "build_prompts", spy)
 
-    model, tokenizer = tiny_model("llama", layers=1)
+    model, tokenizer = tiny_model(family)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    cfg = parse_config(["--config", str(CONFIGS / name), "--model", str(tmp_path / "model"), "--max-steps", "2",
-                        "--pairs-per-step", "2", "--max-new-tokens", "8", "--dtype", "fp32",
+    cfg = parse_config(["--config", str(CONFIGS / name), "--model", str(tmp_path / "model"), *CPU_FLAGS,
                         "--output", str(tmp_path / "run"), "--no-progress"])
-    assert cfg.prompt_style == "paper" and cfg.group_size == 5
+    assert cfg.prompt_style == "paper" and cfg.group_size == 5 and cfg.max_new_tokens == 64
     Trainer(cfg).train()
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2

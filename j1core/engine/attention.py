@@ -12,6 +12,11 @@ query scores both; one softmax over the concatenated scores makes the result exa
 [prompt KV, own generated KV] (tests/engine/reference.py holds that plain version). Reading the
 prompt KV once per prompt instead of once per sample cuts decode memory traffic n-fold for the prompt part.
 Samples are addressed by a slot (prompt * n + sample), so finished rows can leave the batch.
+
+Sliding windows: `windows[layer]` is a layer's window W or None. A windowed layer's query at position p sees
+the keys at positions > p - W only: prefill takes a second mask (`window_mask`) or flash-attn's window_size;
+decode masks the prompt columns before the window (a bias per prompt) and reads only the last W generated
+columns. The caches hold every token either way.
 """
 from __future__ import annotations
 
@@ -35,20 +40,25 @@ class BlockAttention:
     flash-attn's causal mode aligns the S queries with the last S keys, which is the same thing.
     """
 
-    def __init__(self, cache: KVCache, col: int, mask: torch.Tensor, use_flash: bool = False):
+    def __init__(self, cache: KVCache, col: int, mask: torch.Tensor, use_flash: bool = False,
+                 windows: list[int | None] | None = None, window_mask: torch.Tensor | None = None):
         self.cache, self.col, self.mask, self.use_flash = cache, col, mask, use_flash
+        self.windows, self.window_mask = windows, window_mask
 
     def __call__(self, layer: int, q, k, v) -> torch.Tensor:
         """q [B, H, S, D], k/v [B, KV, S, D] -> [B, S, H * D]."""
         self.cache.write(layer, k, v, self.col)
         keys, values = self.cache.read(layer, self.col + q.shape[2])
         batch, heads, steps, dim = q.shape
+        window = self.windows[layer] if self.windows else None
         if self.use_flash:  # not exercised by the CPU tests
             from flash_attn import flash_attn_func
 
-            out = flash_attn_func(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), causal=True)
+            out = flash_attn_func(q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), causal=True,
+                                  window_size=(window - 1, 0) if window else (-1, -1))
             return out.reshape(batch, steps, heads * dim)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=self.mask,
+        mask = self.window_mask if window else self.mask
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask,
                                              enable_gqa=heads != keys.shape[1])
         return out.transpose(1, 2).reshape(batch, steps, heads * dim)
 
@@ -59,22 +69,36 @@ class SharedPromptAttention:
     prompt_cache: rows = prompts, prompt_bias [P, 1, 1, W] (0 where a prompt token sits, -inf on padding).
     gen_cache: rows = live samples, the step's token written at column `col`.
     slots [B]: prompt * n + sample of each live row.
+    windows: per layer, a sliding window W or None; prompt_lengths [P] are then needed: the step's query sits at
+    position prompt_length + col, so it sees prompt columns > prompt_length + col - W and generated
+    columns > col - W.
     """
 
     def __init__(self, prompt_cache: KVCache, prompt_bias: torch.Tensor, gen_cache: KVCache, col: int,
-                 slots: torch.Tensor, n: int):
+                 slots: torch.Tensor, n: int, windows: list[int | None] | None = None,
+                 prompt_lengths: torch.Tensor | None = None):
         self.prompt_cache, self.prompt_bias, self.gen_cache = prompt_cache, prompt_bias, gen_cache
         self.col, self.slots, self.n = col, slots, n
+        self.windows = windows or [None] * prompt_cache.data.shape[0]
+        self.biases = {None: prompt_bias}  # per window: the prompt bias with the columns before it masked
+        for window in set(self.windows) - {None}:
+            cols = torch.arange(prompt_bias.shape[-1], device=prompt_bias.device)
+            before = cols[None, :] <= (prompt_lengths + col - window)[:, None]
+            self.biases[window] = prompt_bias.masked_fill(before[:, None, None, :], float("-inf"))
 
     def __call__(self, layer: int, q, k, v) -> torch.Tensor:
         self.gen_cache.write(layer, k, v, self.col)
         batch, heads, _, dim = q.shape
         kv_heads = k.shape[1]
         q = q.reshape(batch, kv_heads, heads // kv_heads, dim) * dim ** -0.5
+        window = self.windows[layer]
         p_keys, p_values = self.prompt_cache.read(layer, self.prompt_cache.max_len)
         g_keys, g_values = self.gen_cache.read(layer, self.col + 1)
+        if window is not None:  # generated columns col - W + 1 .. col
+            first = max(0, self.col + 1 - window)
+            g_keys, g_values = g_keys[..., first:, :], g_values[..., first:, :]
         # Queries of all samples of one prompt side by side: [P, KV, n * g, D].
-        s_prompt = torch.matmul(self.prompt_major(q), p_keys.transpose(-1, -2)) + self.prompt_bias
+        s_prompt = torch.matmul(self.prompt_major(q), p_keys.transpose(-1, -2)) + self.biases[window]
         s_prompt = self.row_major(s_prompt)
         s_gen = torch.matmul(q, g_keys.transpose(-1, -2))
         width = s_prompt.shape[-1]

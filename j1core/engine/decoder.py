@@ -18,10 +18,10 @@ What differs between the families (j1core.model.check_architecture refuses the r
   computed in float32 before rounding ((1 + w) is kept in float32); norms after attention and after the
   MLP as well as before; GeLU-tanh; scores scaled by query_pre_attn_scalar ** -0.5, folded into q because the
   attention kernels scale by head_dim ** -0.5.
-- Sliding windows (Mistral with sliding_window set, Gemma-3's local layers, Qwen with use_sliding_window):
-  not implemented. Attention over the whole past equals windowed attention while a sequence fits in the
-  window, so `check_length` (called by RolloutEngine.generate for prompt + new tokens) and the forward
-  refuse longer sequences with a ValueError rather than answer differently.
+- Sliding windows (Mistral with sliding_window set, Gemma-3's local layers, Qwen2/3 with use_sliding_window):
+  `layer_window[i]` is the window W of layer i (None: full attention). A query at position p attends to the
+  keys at positions p - W + 1 .. p (HF's `kv_idx > q_idx - W`). The caches keep every token; the attention
+  masks the older ones (j1core/engine/attention.py), so a windowed layer reads the same cache as a full one.
 """
 from __future__ import annotations
 
@@ -38,8 +38,7 @@ MATRICES = ("qkv", "o", "gate_up", "down")  # per-layer weights that only ever s
 
 
 def check_decoder_config(config) -> None:
-    """Raise a clear one-line error for anything this decoder does not reproduce exactly (sliding windows are
-    checked per sequence: CompactDecoder.check_length)."""
+    """Raise a clear one-line error for anything this decoder does not reproduce exactly."""
     check_architecture(config, prefix="rollout engine: ")
 
 
@@ -48,6 +47,17 @@ def sliding_window(config) -> int | None:
     to every layer, the other families mark their windowed layers in layer_types."""
     windowed = config.model_type == "mistral" or "sliding_attention" in (getattr(config, "layer_types", None) or [])
     return getattr(config, "sliding_window", None) if windowed else None
+
+
+def layer_windows(config) -> list[int | None]:
+    """Per layer, the sliding window it attends within (None: the whole past)."""
+    window = sliding_window(config)
+    types = getattr(config, "layer_types", None)
+    if window is None:
+        return [None] * config.num_hidden_layers
+    if config.model_type == "mistral" or not types:
+        return [window] * config.num_hidden_layers
+    return [window if kind == "sliding_attention" else None for kind in types]
 
 
 def rope_frequencies(config, layer_type, params: dict, head_dim: int) -> tuple[torch.Tensor, float]:
@@ -74,6 +84,7 @@ class CompactDecoder:
         self.gemma = config.model_type == "gemma3_text"
         self.qk_norm = config.model_type in ("qwen3", "gemma3_text")
         self.window = sliding_window(config)
+        self.layer_window = layer_windows(config)
         any_weight = state_dict["model.embed_tokens.weight"]
         self.device = torch.device(device) if device is not None else any_weight.device
         self.dtype = dtype or any_weight.dtype
@@ -173,17 +184,9 @@ class CompactDecoder:
             self.weights["lm_head"] = self.weights["embed"]
 
     # ---- forward -------------------------------------------------------------------------------------
-    def check_length(self, tokens: int) -> None:
-        """Refuse sequences longer than the model's sliding window, which this decoder does not implement."""
-        if self.window is not None and tokens > self.window:
-            raise ValueError(f"rollout engine: {self.config.model_type} attends within a sliding window of "
-                             f"{self.window} tokens, which the engine does not implement; a sequence of {tokens} "
-                             f"tokens (prompt + new tokens) would pass it: shorten the prompts or max_new_tokens")
-
     def rope_tables(self, positions: torch.Tensor) -> dict:
         """{layer type: (cos, sin) [B, 1, S, head_dim]} for integer positions [B, S]."""
         need = int(positions.max()) + 1
-        self.check_length(need)
         if need > self.rope_len:
             self.rope_len = max(need, 2 * self.rope_len, 256)
             t = torch.arange(self.rope_len, device=self.device).float()[:, None]

@@ -181,7 +181,6 @@ class RolloutEngine:
         if len(prompt_seeds) != len(prompts):
             raise ValueError(f"rollout: {len(prompt_seeds)} seeds for {len(prompts)} prompts")
         steps = max_new_tokens + (len(forced_suffix) + 1 if tail else 0)
-        self.decoder.check_length(max(len(p) for p in prompts) + steps)  # a sliding window, before any work
         stop_ids = torch.tensor(stop_ids_of(self.eos_ids, stop_token_ids),
                                 dtype=torch.long, device=self.device)
         sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "generator": None}
@@ -233,8 +232,12 @@ class RolloutEngine:
         # token of its row, so real queries never see it.
         cols = torch.arange(start + longest, device=self.device)
         mask = (cols[None, :] <= positions[0][:, None]).expand(len(rests), 1, longest, start + longest)
+        windows, window_mask = self.decoder.layer_window, None
+        for window in set(windows) - {None}:  # one window per model: its local layers share it
+            window_mask = mask & (cols[None, :] > positions[0][:, None] - window)
+        attention = BlockAttention(cache, start, mask, self.use_flash, windows, window_mask)
         last = torch.tensor([len(r) - 1 for r in rests], device=self.device) if logits else None
-        return self.decoder.forward(tokens, positions, BlockAttention(cache, start, mask, self.use_flash), last)
+        return self.decoder.forward(tokens, positions, attention, last)
 
     def run_wave(self, prompts, n, max_new_tokens, min_new_tokens, stop_ids, sampling, uniforms,
                  tail=None) -> list[list[Completion]]:
@@ -247,7 +250,7 @@ class RolloutEngine:
         cols = torch.arange(prompt_cache.max_len, device=self.device)
         prompt_bias = torch.zeros(len(prompts), 1, 1, cols.numel(), dtype=self.decoder.dtype, device=self.device)
         prompt_bias.masked_fill_((cols[None, :] >= lengths[:, None])[:, None, None, :], float("-inf"))
-        lengths = lengths.repeat_interleave(n)
+        prompt_lengths, lengths = lengths, lengths.repeat_interleave(n)
         out_tokens = torch.zeros(rows, steps, dtype=torch.long, device=self.device)
         out_logprobs = torch.zeros(rows, steps, dtype=torch.float32, device=self.device)
         out_forced = torch.zeros(rows, steps, dtype=torch.bool, device=self.device)
@@ -283,7 +286,8 @@ class RolloutEngine:
                 gen_cache.compact(keep)
                 live, tokens, lengths, live_done = live[keep], tokens[keep], lengths[keep], live_done[keep]
                 tail_pos = tail_pos[keep]
-            attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n)
+            attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n,
+                                              self.decoder.layer_window, prompt_lengths)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
                                           torch.zeros_like(tokens))
         return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None,

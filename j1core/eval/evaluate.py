@@ -69,7 +69,8 @@ def add_judge_args(parser) -> None:
     judge = parser.add_argument_group("judge")
     judge.add_argument("--format", default="pairwise", choices=FORMATS, help="judge format (default: pairwise)")
     judge.add_argument("--prompt-style", default="compact",
-                       help="compact (j1's prompts), paper (the J1 paper's), or a template file (default: compact)")
+                       help="compact (j1's prompts), paper (the J1 paper's), paper_plan (plan, execute, verdict), "
+                            "or a template file (default: compact)")
     judge.add_argument("--samples", type=int, default=1, help="k samples per prompt, for SC@k / Mean-Score@k")
     judge.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     judge.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (1 = off)")

@@ -8,6 +8,13 @@ transcript: j1core/data/messages.py), {response_A}/{response_B}
 `<score_A> 7 </score_A>`, with spaces inside the tags; j1's parser accepts that spacing (judge/rewards.py).
 scores_verdict has no prompt of its own in the paper: it is the pairwise-scores prompt with the verdict
 instruction of the pairwise prompt appended, so the judge commits to both.
+
+PAPER_PLAN_TEMPLATES (`--prompt-style paper_plan`): the paper's seed-prompt ablation also trains with a prompt
+in the style of EvalPlanner, which has the judge first write an evaluation plan, then execute it, then give the
+verdict. Its verbatim text was not available here: these templates are a RECONSTRUCTION from the paper's
+description, not the paper's wording. They are the paper's templates above with the thinking paragraph
+replaced by a plan-then-execute paragraph; the plan and its execution both sit inside <think> </think>, so the
+answer after </think> is the same as the paper prompt's and the same parser reads it.
 """
 from __future__ import annotations
 
@@ -68,5 +75,31 @@ PAPER_TEMPLATES = {
         "[User Question]\n{instruction}\n\n"
         "[The Start of the Assistant's Answer]\n{response}\n[The End of the Assistant's Answer]"),
 }
+
+# The thinking paragraphs of the templates above, and the plan-then-execute paragraphs that replace them.
+_PAIR_THINK = _PAIR_INTRO.split("\n\n")[1] + "\n\n"
+_POINT_THINK = PAPER_TEMPLATES["pointwise"].split("\n\n")[1] + "\n\n"
+_PAIR_PLAN = (
+    "First, think within <think> and </think> tags, in two parts. Begin with an evaluation plan: without judging "
+    "the responses yet, write down the criteria a high-quality response to this question must meet and the "
+    "steps you will take to check them, including, when helpful, working out a reference answer yourself. "
+    "Then execute the plan: follow its steps one by one on both responses, referencing the criteria and "
+    "explaining how each response aligns with or deviates from them.\n\n")
+_POINT_PLAN = (
+    "First, think within <think> and </think> tags, in two parts. Begin with an evaluation plan: without judging "
+    "the response yet, write down the criteria an ideal response to this question must meet and the steps you "
+    "will take to check them, including, when possible, a concrete reference answer. Then execute the plan: "
+    "follow its steps one by one on the response, explaining how it aligns with or deviates from your "
+    "expectations. Be specific and avoid vague or overly general judgments. Remain as objective as "
+    "possible.\n\n")
+
+
+def _plan_variant(fmt: str, template: str) -> str:
+    think, plan = (_POINT_THINK, _POINT_PLAN) if fmt == "pointwise" else (_PAIR_THINK, _PAIR_PLAN)
+    return template.replace(think, plan).replace("<think> your_thinking_process </think>",
+                                                 "<think> your_evaluation_plan your_plan_execution </think>")
+
+
+PAPER_PLAN_TEMPLATES = {fmt: _plan_variant(fmt, template) for fmt, template in PAPER_TEMPLATES.items()}
 
 PLACEHOLDERS = {"pairwise": ("instruction", "response_A", "response_B"), "pointwise": ("instruction", "response")}

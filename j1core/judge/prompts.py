@@ -28,7 +28,7 @@ import string
 from pathlib import Path
 
 from j1core.data.messages import transcript
-from j1core.judge.paper_prompts import PAPER_TEMPLATES, PLACEHOLDERS
+from j1core.judge.paper_prompts import PAPER_PLAN_TEMPLATES, PAPER_TEMPLATES, PLACEHOLDERS
 
 FORMATS = ("pairwise", "pairwise_scores", "scores_verdict", "pointwise")
 
@@ -82,15 +82,18 @@ def is_pairwise(fmt: str) -> bool:
     return fmt != "pointwise"
 
 
-PROMPT_STYLES = ("compact", "paper")
+PROMPT_STYLES = ("compact", "paper", "paper_plan")
 
 
 def user_template(fmt: str, style: str) -> str | None:
-    """The paper's template for fmt, a user's template file (any other style value), or None for compact."""
+    """The paper's template for fmt (paper_plan: its plan-then-execute variant), a user's template file (any
+    other style value), or None for compact."""
     if style == "compact":
         return None
     if style == "paper":
         return PAPER_TEMPLATES[fmt]
+    if style == "paper_plan":
+        return PAPER_PLAN_TEMPLATES[fmt]
     path = Path(style)
     if not path.is_file():
         raise ValueError(f"--prompt-style {style!r}: not one of {PROMPT_STYLES} and not a template file")

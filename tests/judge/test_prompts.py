@@ -185,3 +185,43 @@ def test_conversation_orders_share_their_prefix(tok):
     prefix = judge_prompt_text(tok, "pairwise", CONVERSATION, GOOD, BAD).split(GOOD)[0]
     shared = len(tok(prefix, add_special_tokens=False)["input_ids"]) - 2  # the last tokens may merge
     assert a[:shared] == b[:shared] and a != b
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_paper_plan_style_asks_for_a_plan_then_its_execution_and_the_paper_answer(fmt):
+    """--prompt-style paper_plan: the paper's template with the thinking paragraph replaced by plan, then execute
+    (a reconstruction, see paper_prompts.py); everything else of the paper's template is kept."""
+    from j1core.judge.paper_prompts import PAPER_PLAN_TEMPLATES, PAPER_TEMPLATES
+
+    content = judge_messages(fmt, *args_for(fmt), style="paper_plan")[0]["content"]
+    assert content.startswith(PAPER_PLAN_TEMPLATES[fmt].split("{instruction}")[0])
+    plan, execute = content.index("evaluation plan"), content.index("execute the plan")
+    assert plan < execute < content.index("<answer>" if fmt in ("pairwise", "scores_verdict") else "<score")
+    paper = judge_messages(fmt, *args_for(fmt), style="paper")[0]["content"]
+    assert "evaluation plan" not in paper
+    kept = [part for part in PAPER_TEMPLATES[fmt].split("\n\n") if "<think>" not in part]
+    assert all(part.split("{")[0] in content for part in kept)  # instructions, answer format and body unchanged
+
+
+def test_the_paper_plan_answer_parses_and_its_tricks_do_not():
+    """What the plan prompt asks for: plan and execution in the think block, then the paper's answer."""
+    from j1core.judge.rewards import parse_judgment
+
+    plan = ("<think> Plan: 1. Check the capital. 2. Check for errors.\nExecution: 1. A says Paris, right; "
+            "B says Lyon, wrong. 2. B invents a fact. </think>\n")
+    assert parse_judgment("pairwise", plan + "<answer> [[A]] </answer>").verdict == "A"
+    assert parse_judgment("pointwise", plan.replace("A says", "It says") + "<score> 8.5 </score>").score == 8.5
+    assert not parse_judgment("pairwise", plan + "Plan executed. <answer> [[A]] </answer>").parsed
+    assert not parse_judgment("pairwise", plan.replace("</think>", "") + "<answer> [[A]] </answer>").parsed
+    assert not parse_judgment("pairwise", plan + "<answer> [[A]] </answer> <answer> [[B]] </answer>").parsed
+
+
+def test_paper_plan_style_orders_share_their_prefix_and_build_training_prompts(tok):
+    from j1core.data.builtin import builtin_pairs
+    from j1core.judge.step import build_prompts
+
+    a = judge_prompt_ids(tok, "pairwise", QUESTION, GOOD, BAD, style="paper_plan")
+    b = judge_prompt_ids(tok, "pairwise", QUESTION, BAD, GOOD, style="paper_plan")
+    assert next(i for i, (x, y) in enumerate(zip(a, b)) if x != y) > len(a) // 2
+    prompts = build_prompts(builtin_pairs("train")[:2], "mixed", tok, "paper_plan")
+    assert prompts and all("evaluation plan" in tok.decode(p.ids) for p in prompts)
