@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from j1core.errors import UserError
+
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SUPPORTED_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
@@ -43,7 +45,7 @@ def resolve_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+        raise UserError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
     return DTYPES[dtype]
 
 
@@ -51,7 +53,13 @@ def pick_device(name: str) -> torch.device:
     """The device a flag names: cpu, cuda, cuda:N, or auto (cuda when available)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device: {name!r} is not cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here")
+    return device
 
 
 def attn_implementation(device) -> str:
@@ -114,7 +122,13 @@ def smollm2_dir(cache_dir=None) -> Path:
     return target
 
 
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth")
+CONVERT = ('python -c "from transformers import AutoModelForCausalLM as M; '
+           "M.from_pretrained('{path}').save_pretrained('{path}', safe_serialization=True)\"")
+
+
 def resolve_model_path(name_or_path: str, cache_dir=None) -> Path:
+    """The local directory of a model; refuses anything but safetensors weights (a pickle can run code)."""
     if name_or_path == SMOLLM2_ALIAS:
         return smollm2_dir(cache_dir)
     path = Path(name_or_path).expanduser()
@@ -122,6 +136,14 @@ def resolve_model_path(name_or_path: str, cache_dir=None) -> Path:
         raise FileNotFoundError(
             f"model {name_or_path!r}: not a local Hugging Face directory (no config.json) and not the alias "
             f"{SMOLLM2_ALIAS!r}; j1 never downloads from a hub")
+    if not any(path.glob("*.safetensors")):
+        pickled = [name for name in PICKLED_WEIGHTS if (path / name).exists()] + sorted(
+            p.name for p in path.glob("pytorch_model-*.bin"))
+        if pickled:
+            raise UserError(f"{path}: holds {pickled[0]} (a pickle, which can run code when loaded) and no "
+                            "safetensors weights; j1 loads safetensors only. If you trust the file, convert it once "
+                            "with: " + CONVERT.format(path=path))
+        raise UserError(f"{path}: no *.safetensors weights")
     return path
 
 
@@ -141,7 +163,7 @@ def load_model(name_or_path: str, dtype="fp32", device="cpu", cache_dir=None):
     path = resolve_model_path(name_or_path, cache_dir)
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation(device),
-        local_files_only=True)
+        local_files_only=True, use_safetensors=True)
     check_architecture(model.config)
     return model.to(device).eval(), load_tokenizer(str(path))
 
@@ -150,7 +172,7 @@ def check_architecture(config, prefix: str = "") -> None:
     """One-line ValueError for a family or setting that j1 (loaders, trainer, rollout engine) does not run."""
     reason = unsupported_setting(config)
     if reason:
-        raise ValueError(f"{prefix}{reason}; j1 runs {', '.join(SUPPORTED_ARCHS)}")
+        raise UserError(f"{prefix}{reason}; j1 runs {', '.join(SUPPORTED_ARCHS)}")
 
 
 def unsupported_setting(config) -> str | None:
@@ -220,7 +242,7 @@ def tiny_config(arch="llama", vocab_size=49152, hidden=64, layers=2, heads=4, kv
         raise ValueError(f"tiny model arch must be one of {', '.join(TINY_FAMILIES)}, got {arch!r}")
     class_name, family = TINY_FAMILIES[arch]
     settings = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                    num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
+                    num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=8192,
                     tie_word_embeddings=True)
     settings.update(family)
     if tie is not None:

@@ -48,7 +48,14 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from j1core.backend import CHECKPOINT, freeze_embeddings, trained_parameters
-from j1core.checkpoint import TRAINER_STATE, capture_rng, resolve_checkpoint, save_checkpoint, to_json
+from j1core.checkpoint import (
+    TRAINER_STATE,
+    capture_rng,
+    read_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+    to_json,
+)
 from j1core.logprobs import enable_gradient_checkpointing, token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
 
@@ -259,7 +266,7 @@ class ZeroBackend:
         found = resolve_checkpoint(run_dir / CHECKPOINT)
         if found is None:
             raise FileNotFoundError(f"{run_dir / CHECKPOINT}: no complete checkpoint to resume from")
-        state = json.loads((found / TRAINER_STATE).read_text())["state"]
+        state = read_trainer_state(found)
         if state.get("world_size") != self.world:
             raise ValueError(f"{found / TRAINER_STATE}: field 'world_size' is {state.get('world_size')!r}; "
                              f"resuming the ZeRO partitions needs the same number of ranks ({self.world})")

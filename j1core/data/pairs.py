@@ -3,8 +3,10 @@
     python -m pytest tests/data/test_pairs.py -q
 
 A pair is (id, prompt, chosen, rejected, source, category). Files are JSONL (one object a line) or a JSON
-list. Every bad record raises a DataError that names the file, the line and the field; with
-skip_invalid=True bad records are skipped instead and one warning sums them up per reason.
+list, UTF-8 (a leading byte-order mark is allowed). Every bad record raises a DataError that names the file,
+the line and the field; with skip_invalid=True bad records are skipped instead and one warning sums them up
+per reason. A line that is not UTF-8, nested past Python's recursion limit, or holds a lone surrogate
+(e.g. "\ud800", which no UTF-8 text can hold) is a bad record too. A file with no valid pair is refused.
 Extra fields in a record are ignored. Blank JSONL lines are allowed.
 
 J1 trains on both orders of every pair, (x, a, b) with gold A and (x, b, a) with gold B: j1core/judge/step.py
@@ -22,9 +24,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from j1core.errors import UserError
+
 REQUIRED_TEXT_FIELDS = ("id", "prompt", "chosen", "rejected", "source")
-REASONS = ("invalid_json", "not_object", "missing_field", "wrong_type", "empty_text", "identical",
-           "duplicate_id")
+REASONS = ("invalid_json", "invalid_utf8", "not_object", "missing_field", "wrong_type", "invalid_text",
+           "empty_text", "identical", "duplicate_id")
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Pair:
         return asdict(self)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A bad record: names the file, the line (1-based) and the field, plus a reason code from REASONS."""
 
     def __init__(self, path, line: int, field: str, reason: str, detail: str):
@@ -55,6 +59,9 @@ def load_pairs(path, skip_invalid: bool = False) -> list[Pair]:
     pairs, errors = read_pairs(path)
     if errors and not skip_invalid:
         raise errors[0]
+    if not pairs:
+        what = f"all {len(errors)} records are invalid, first: {errors[0]}" if errors else "it holds no records"
+        raise UserError(f"{path}: no valid pairs: {what}")
     if errors:
         counts = Counter(e.reason for e in errors)
         summary = ", ".join(f"{reason}={counts[reason]}" for reason in REASONS if counts[reason])
@@ -66,7 +73,7 @@ def load_pairs(path, skip_invalid: bool = False) -> list[Pair]:
 def read_pairs(path) -> tuple[list[Pair], list[DataError]]:
     """All valid pairs of a file and one DataError per invalid record, in file order."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = path.read_bytes()
     pairs, errors, first_line_of_id = [], [], {}
     for line, record in _records(path, text):
         if isinstance(record, DataError):
@@ -96,30 +103,56 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
             raise DataError(path, line, field, "wrong_type", f"expected a string, got {_kind(record[field])}")
         if not record[field].strip():
             raise DataError(path, line, field, "empty_text", "empty text")
+        if not is_utf8(record[field]):
+            raise DataError(path, line, field, "invalid_text", "holds a lone surrogate (not valid Unicode text)")
     category = record.get("category")
     if category is not None and not isinstance(category, str):
         raise DataError(path, line, "category", "wrong_type", f"expected a string or null, got {_kind(category)}")
+    if category is not None and not is_utf8(category):
+        raise DataError(path, line, "category", "invalid_text", "holds a lone surrogate (not valid Unicode text)")
     if record["chosen"].strip() == record["rejected"].strip():
         raise DataError(path, line, "rejected", "identical", "identical to 'chosen'")
     return Pair(record["id"], record["prompt"], record["chosen"], record["rejected"], record["source"], category)
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _records(path: Path, text: str):
-    """Yield (line, decoded record or DataError) for a JSON list or a JSONL file."""
-    if path.suffix == ".json" or (path.suffix != ".jsonl" and text.lstrip().startswith("[")):
+def _records(path: Path, raw: bytes):
+    """Yield (line, decoded record or DataError) for a JSON list or a JSONL file (raw bytes)."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+    if path.suffix == ".json" or (path.suffix != ".jsonl" and raw.lstrip().startswith(b"[")):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(path, raw.count(b"\n", 0, error.start) + 1, "(file)", "invalid_utf8",
+                            f"not UTF-8 (byte 0x{raw[error.start]:02x})") from None
         yield from _json_list_records(path, text)
         return
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
+    for line, raw_line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = raw_line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield line, DataError(path, line, "(record)", "invalid_utf8",
+                                  f"not UTF-8 (byte 0x{raw_line[error.start]:02x} at column {error.start + 1})")
+            continue
+        if not text.strip():
             continue
         try:
-            yield line, json.loads(raw)
+            yield line, json.loads(text)
         except json.JSONDecodeError as error:
             yield line, DataError(path, line, "(record)", "invalid_json", f"invalid JSON: {error.msg}")
+        except RecursionError:
+            yield line, DataError(path, line, "(record)", "invalid_json", "invalid JSON: nested too deeply")
 
 
 def _json_list_records(path: Path, text: str):
@@ -137,6 +170,9 @@ def _json_list_records(path: Path, text: str):
         except json.JSONDecodeError as error:
             # A broken element of a JSON list cannot be skipped: the rest of the list cannot be resynced.
             raise DataError(path, error.lineno, "(record)", "invalid_json", f"invalid JSON: {error.msg}") from None
+        except RecursionError:
+            raise DataError(path, _line_of(text, pos), "(record)", "invalid_json",
+                            "invalid JSON: nested too deeply") from None
         yield _line_of(text, pos), record
         pos = _skip_space(text, end)
         if text.startswith("]", pos):
@@ -175,7 +211,8 @@ def save_pairs(pairs, path) -> None:
 
 def stable_hash(*parts) -> int:
     """A hash that does not change between runs or machines (unlike Python's hash of a str)."""
-    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode("utf-8")).digest()
+    text = "\x1f".join(str(part) for part in parts)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big")
 
 
@@ -186,7 +223,7 @@ def split_pairs(pairs, heldout_fraction: float, seed: int) -> tuple[list[Pair], 
     round(len(pairs) * heldout_fraction) pairs. Both outputs keep the input order.
     """
     if not 0.0 <= heldout_fraction <= 1.0:
-        raise ValueError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
+        raise UserError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
     target = round(len(pairs) * heldout_fraction)
     group_sizes = Counter(p.prompt for p in pairs)
     heldout_prompts, taken = set(), 0
@@ -219,7 +256,7 @@ class PairStream:
 
     def __init__(self, pairs, seed: int = 0):
         if not pairs:
-            raise ValueError("PairStream needs at least one pair")
+            raise UserError("no training pairs to stream (the data is empty or all held out)")
         self.pairs = list(pairs)
         self.seed = seed
         self.epoch = 0
@@ -249,8 +286,13 @@ class PairStream:
 
     def load_state_dict(self, state: dict) -> None:
         if state["num_pairs"] != len(self.pairs) or state["fingerprint"] != fingerprint(self.pairs):
-            raise ValueError(f"PairStream state was saved for other data ({state['num_pairs']} pairs, "
+            raise UserError(f"PairStream state was saved for other data ({state['num_pairs']} pairs, "
                              f"fingerprint {state['fingerprint']}); this stream has {len(self.pairs)} pairs, "
                              f"fingerprint {fingerprint(self.pairs)}")
-        self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
+        epoch, position = state["epoch"], state["position"]
+        if not (isinstance(epoch, int) and isinstance(position, int) and epoch >= 0
+                and 0 <= position <= len(self.pairs)):
+            raise UserError(f"PairStream state: epoch {epoch!r}, position {position!r} is outside the data "
+                            f"({len(self.pairs)} pairs)")
+        self.seed, self.epoch, self.position = state["seed"], epoch, position
         self._order = self._permutation(self.epoch)
