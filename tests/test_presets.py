@@ -15,7 +15,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
 RUN_PLACE = {"output", "progress", "resume", "model_cache", "device", "tensorboard", "zero_stage",
              "deepspeed_config", "ref_on_cpu", "local_rank", "save_every", "max_bad_steps", "benchmark",
-             "skip_invalid", "heldout_fraction", "data", "freeze_embeddings", "kl_times_ratio"}
+             "skip_invalid", "heldout_fraction", "data", "freeze_embeddings", "kl_times_ratio", "truncate",
+             "resume_override", "overwrite"}
 
 
 def test_the_four_presets_are_there():
