@@ -160,7 +160,10 @@ def load_model(name_or_path: str, dtype="fp32", device="cpu", cache_dir=None):
     """Return (causal LM in eval mode, tokenizer) from a local HF directory or the SmolLM2 alias."""
     from transformers import AutoModelForCausalLM
 
+    from j1core.checkpoint import verify_checksums
+
     path = resolve_model_path(name_or_path, cache_dir)
+    verify_checksums(path)  # a j1 checkpoint lists its files' checksums: a damaged one is refused by name
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation(device),
         local_files_only=True, use_safetensors=True)

@@ -260,7 +260,10 @@ class Trainer:
         return self.output / "checkpoint"
 
     def request_stop(self, signum, frame):
-        """SIGINT/SIGTERM: finish the step, save, and let the entry point exit with 128 + signum."""
+        """SIGINT/SIGTERM: finish the step, save, and let the entry point exit with 128 + signum. A second SIGINT
+        does not wait (the last saved checkpoint stays whole: saves swap it in atomically)."""
+        if self.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.stop_requested, self.stop_signal = True, signum
 
     def state_dict(self) -> dict:

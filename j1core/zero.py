@@ -56,6 +56,7 @@ from j1core.checkpoint import (
     save_checkpoint,
     to_json,
 )
+from j1core.errors import UserError
 from j1core.logprobs import enable_gradient_checkpointing, token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
 
@@ -268,7 +269,7 @@ class ZeroBackend:
             raise FileNotFoundError(f"{run_dir / CHECKPOINT}: no complete checkpoint to resume from")
         state = read_trainer_state(found)
         if state.get("world_size") != self.world:
-            raise ValueError(f"{found / TRAINER_STATE}: field 'world_size' is {state.get('world_size')!r}; "
+            raise UserError(f"{found / TRAINER_STATE}: field 'world_size' is {state.get('world_size')!r}; "
                              f"resuming the ZeRO partitions needs the same number of ranks ({self.world})")
         rng = read_zero_shard(run_dir / state["zero_dir"], self.rank, self.world, self.optimizer)
         return {**state, "rng": rng}

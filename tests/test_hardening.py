@@ -210,3 +210,56 @@ def test_a_real_sigterm_gives_status_143(model_dir, tmp_path):
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err and (run / "checkpoint" / "COMPLETE").is_file()
+
+
+# ---- 7, 16, 17: too-long pairs and damaged checkpoints through train.py ----------------------------------------
+
+@pytest.fixture(scope="module")
+def short_model_dir(tmp_path_factory):
+    model, tokenizer = tiny_model("llama", seed=0, layers=1, max_position_embeddings=320)
+    path = tmp_path_factory.mktemp("short-model")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_pair_longer_than_the_context_is_refused_dropped_or_cut(short_model_dir, tmp_path, capsys):
+    data = pairs_file(tmp_path / "pairs.jsonl", n=6)
+    long = {"id": "long", "prompt": "q", "chosen": "yes " * 2000, "rejected": "no", "source": "t"}
+    with open(data, "a") as handle:
+        handle.write(json.dumps(long) + "\n")
+    flags = tiny_flags(short_model_dir, tmp_path / "run", "--data", data, "--max-steps", "1",
+                       "--heldout-fraction", "0")
+    assert train.main(flags) == 2
+    assert "pair 'long' does not fit the model" in one_error_line(capsys)
+    with pytest.warns(UserWarning, match="too_long=1"):
+        assert train.main([*flags, "--skip-invalid"]) == 0
+    assert train.main([*flags, "--truncate", "--overwrite"]) == 0
+
+
+def test_a_damaged_checkpoint_is_refused_by_name_on_resume_and_as_a_model(model_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+    weights = run / "checkpoint" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4096:] = bytes(4096)  # zeros over the last weights
+    weights.write_bytes(bytes(data))
+    assert train.main(tiny_flags(model_dir, run, "--max-steps", "2", "--resume", run,
+                                 "--resume-override", "max_steps")) == 2
+    assert f"{weights}: does not match its checksum" in one_error_line(capsys)
+    assert train.main(tiny_flags(run / "checkpoint", tmp_path / "run2")) == 2
+    assert f"{weights}: does not match its checksum" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("step, match", [(-3, "field 'step' is -3"), (99, "at step 99, --max-steps is 2")])
+def test_a_checkpoint_step_out_of_range_is_refused(model_dir, tmp_path, step, match, capsys):
+    run = tmp_path / "run"
+    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+    state_file = run / "checkpoint" / "trainer_state.json"
+    saved = json.loads(state_file.read_text())
+    saved["state"]["step"] = step
+    state_file.write_text(json.dumps(saved))
+    (run / "checkpoint" / "checksums.json").unlink()  # an edit the checksums would catch first
+    assert train.main(tiny_flags(model_dir, run, "--max-steps", "2", "--resume", run,
+                                 "--resume-override", "max_steps")) == 2
+    assert match in one_error_line(capsys)

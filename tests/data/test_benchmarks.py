@@ -186,7 +186,8 @@ JB_FILE = "dataset=judgebench,response_model=gpt-x.jsonl"
 @pytest.mark.parametrize("name, filename, content, match", [
     ("judgebench", JB_FILE, json.dumps({k: v for k, v in JB.items() if k != "label"}) + "\n",
      ":1: field 'label': missing"),
-    ("judgebench", JB_FILE, json.dumps(JB) + "\n" + json.dumps(JB)[:-5] + "\n", ":2: field '\\(record\\)': invalid JSON"),
+    ("judgebench", JB_FILE, json.dumps(JB) + "\n" + json.dumps(JB)[:-5] + "\n",
+     ":2: field '\\(record\\)': invalid JSON"),
     ("judgebench", JB_FILE, b'{"pair_id": "\xff"}\n', ":1: field '\\(file\\)': not UTF-8"),
     ("llmbar", "LLMBar_Natural.json", json.dumps([{"input": "q", "output_2": "b", "label": 1}]),
      ":1: field 'output_1': missing"),
