@@ -120,19 +120,20 @@ RANGES = {
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
-def field_kind(name: str):
-    """The type a setting holds: bool, int, float, str, "str?" (a string or None) or "keys" (resume_override)."""
-    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
-    if name == "resume_override":
-        return "keys"
-    if default is None:
-        return "str?"
-    return type(default)
+def field_kind(name: str) -> tuple:
+    """(type, may be None) of a setting from its annotation: bool, int, float, str, or "keys" (a tuple of setting
+    names, resume_override); type None for an annotation this check does not know (then only its range applies)."""
+    annotation = str({f.name: f.type for f in dataclasses.fields(TrainConfig)}[name]).replace(" ", "")
+    optional = "|None" in annotation
+    base = annotation.replace("|None", "")
+    return {"bool": bool, "int": int, "float": float, "str": str, "tuple": "keys"}.get(base), optional
 
 
 def value_problem(name: str, value) -> str | None:
     """Why `value` cannot be setting `name` (type, then range or choices), or None when it can."""
-    kind = field_kind(name)
+    kind, optional = field_kind(name)
+    if value is None:
+        return None if optional else f"expected {KIND_NAMES.get(kind, 'a value')}, got null"
     if kind is bool:
         if not isinstance(value, bool):
             return f"expected true or false, got {value!r}"
@@ -141,9 +142,7 @@ def value_problem(name: str, value) -> str | None:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             return f"expected a list of setting names, got {value!r}"
         return None
-    if kind in (str, "str?"):
-        if value is None and kind == "str?":
-            return None
+    if kind is str:
         if not isinstance(value, str):
             return f"expected a string, got {_shown(value)}"
         if not value.strip():
@@ -160,13 +159,17 @@ def value_problem(name: str, value) -> str | None:
             return f"expected a finite number, got {value!r}"
     if name in CHOICES and value not in CHOICES[name]:
         return f"{value!r} is not one of {', '.join(map(str, CHOICES[name]))}"
-    if name in RANGES:
+    if name in RANGES and isinstance(value, (int, float)):
         low, high, open_low = RANGES[name]
         if low is not None and (value <= low if open_low else value < low):
             return f"must be {'>' if open_low else '>='} {low}, got {value!r}"
         if high is not None and value > high:
             return f"must be <= {high}, got {value!r}"
     return None
+
+
+KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+              "keys": "a list of setting names"}
 
 
 def _shown(value) -> str:
@@ -312,7 +315,7 @@ def read_config_file(path) -> dict:
 
 def file_value(name: str, value):
     """YAML 1.1 reads `1e-5` (no dot) as a string: numeric strings are taken for float settings."""
-    if field_kind(name) is float and isinstance(value, str):
+    if field_kind(name)[0] is float and isinstance(value, str):
         try:
             return float(value)
         except ValueError:

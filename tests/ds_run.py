@@ -75,7 +75,8 @@ def main(out: str, model: str) -> None:
     j1core.trainer.generate_judgments = scripted_judgments
     run(base + PARITY + ["--output", str(out / "parity")])
     run(base + ["--max-steps", "3", "--output", str(out / "resumed")])
-    trainer = run(base + ["--max-steps", "4", "--output", str(out / "resumed"), "--resume", str(out / "resumed")])
+    trainer = run(base + ["--max-steps", "4", "--output", str(out / "resumed"), "--resume", str(out / "resumed"),
+                          "--resume-override", "max_steps"])
     report = {**partition_sizes(trainer), "engine_vs_policy": engine_weight_gap(trainer)}
     (out / f"partition_rank{trainer.backend.rank}.json").write_text(json.dumps(report))
     run(base + ["--max-steps", "4", "--output", str(out / "straight")])

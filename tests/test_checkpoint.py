@@ -214,12 +214,22 @@ def test_save_killed_in_a_subprocess_leaves_a_complete_checkpoint(tmp_path):
 
 # ---------------------------------------------------------------- damaged checkpoints (issue 23: cases 16, 17)
 
-def saved_run(tmp_path):
+@pytest.fixture(scope="module")
+def one_saved(tmp_path_factory):
+    """A checkpoint after one AdamW step, and a fresh model and optimizer to load it into (shared: every test
+    that uses them expects the load to be refused)."""
     model, _, optimizer = make_run()
     train_steps(model, optimizer, 1, seed=1)
-    save_checkpoint(tmp_path / "ck", model, None, optimizer, {"step": 1, "rng": capture_rng()})
+    folder = tmp_path_factory.mktemp("saved") / "ck"
+    save_checkpoint(folder, model, None, optimizer, {"step": 1, "rng": capture_rng()})
     fresh, _, fresh_optimizer = make_run()
-    return tmp_path / "ck", (fresh, fresh_optimizer)
+    return folder, (fresh, fresh_optimizer)
+
+
+@pytest.fixture
+def saved_run(one_saved, tmp_path):
+    folder, fresh = one_saved
+    return Path(shutil.copytree(folder, tmp_path / "ck")), fresh
 
 
 def truncate_half(path):
@@ -237,8 +247,8 @@ def zero_the_middle(path):
                                           ("optimizer.safetensors", truncate_half),
                                           ("trainer_state.json", truncate_half),
                                           ("optimizer.json", zero_the_middle)])
-def test_a_damaged_file_is_refused_by_name(tmp_path, file, damage):
-    folder, (model, optimizer) = saved_run(tmp_path)
+def test_a_damaged_file_is_refused_by_name(saved_run, file, damage):
+    folder, (model, optimizer) = saved_run
     damage(folder / file)
     with pytest.raises(ValueError, match=f"{folder / file}: does not match its checksum"):
         load_checkpoint(folder, model, optimizer)
@@ -256,8 +266,8 @@ def without_checksums(folder):
     ("trainer_state.json", b'{"format": 1}', "field 'state' missing"),
     ("trainer_state.json", b'{"format": 7, "state": {}}', "field 'format' is 7"),
     ("optimizer.json", b"[]", "fields 'param_groups'")])
-def test_unreadable_files_of_an_old_checkpoint_name_the_file(tmp_path, file, content, match):
-    folder, (model, optimizer) = saved_run(tmp_path)
+def test_unreadable_files_of_an_old_checkpoint_name_the_file(saved_run, file, content, match):
+    folder, (model, optimizer) = saved_run
     (without_checksums(folder) / file).write_bytes(content)
     with pytest.raises(ValueError, match=f"{folder / file}: {match}"):
         load_checkpoint(folder, model, optimizer)

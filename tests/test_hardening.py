@@ -7,6 +7,7 @@ SIGTERM to a real `python train.py` to see the status a scheduler sees.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,18 @@ def model_dir(tmp_path_factory):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(model_dir, tmp_path_factory):
+    """A one-step run of the tiny model (flags: tiny_flags with --max-steps 1); tests copy it."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+    return run
+
+
+def copy_of(finished_run, tmp_path):
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
 def tiny_flags(model_dir, out, *extra):
@@ -153,9 +166,8 @@ def test_sigterm_saves_says_how_to_resume_and_exits_143(model_dir, tmp_path, mon
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5]
 
 
-def test_a_finished_run_is_not_overwritten(model_dir, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+def test_a_finished_run_is_not_overwritten(model_dir, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
     before = (run / "metrics.jsonl").read_text()
     assert train.main(tiny_flags(model_dir, run, "--max-steps", "1", "--seed", "3")) == 2
     line = one_error_line(capsys)
@@ -168,9 +180,8 @@ def test_a_finished_run_is_not_overwritten(model_dir, tmp_path, capsys):
 
 # ---- 18: resume with other settings ---------------------------------------------------------------------------
 
-def test_resume_with_other_settings_is_refused_unless_overridden(model_dir, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+def test_resume_with_other_settings_is_refused_unless_overridden(model_dir, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
     flags = tiny_flags(model_dir, run, "--max-steps", "2", "--resume", run)
     assert train.main([*flags, "--group-size", "4", "--lr", "1e-4"]) == 2
     line = one_error_line(capsys)
@@ -178,9 +189,8 @@ def test_resume_with_other_settings_is_refused_unless_overridden(model_dir, tmp_
     assert train.main([*flags, "--resume-override", "max_steps"]) == 0
 
 
-def test_resume_from_another_model_of_the_same_shape_is_refused(model_dir, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+def test_resume_from_another_model_of_the_same_shape_is_refused(model_dir, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
     other = tmp_path / "other"
     model, tokenizer = tiny_model("llama", seed=1, layers=1)
     model.save_pretrained(other)
@@ -237,9 +247,8 @@ def test_a_pair_longer_than_the_context_is_refused_dropped_or_cut(short_model_di
     assert train.main([*flags, "--truncate", "--overwrite"]) == 0
 
 
-def test_a_damaged_checkpoint_is_refused_by_name_on_resume_and_as_a_model(model_dir, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+def test_a_damaged_checkpoint_is_refused_by_name_on_resume_and_as_a_model(model_dir, finished_run, tmp_path, capsys):
+    run = copy_of(finished_run, tmp_path)
     weights = run / "checkpoint" / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-4096:] = bytes(4096)  # zeros over the last weights
@@ -252,9 +261,8 @@ def test_a_damaged_checkpoint_is_refused_by_name_on_resume_and_as_a_model(model_
 
 
 @pytest.mark.parametrize("step, match", [(-3, "field 'step' is -3"), (99, "at step 99, --max-steps is 2")])
-def test_a_checkpoint_step_out_of_range_is_refused(model_dir, tmp_path, step, match, capsys):
-    run = tmp_path / "run"
-    assert train.main(tiny_flags(model_dir, run, "--max-steps", "1")) == 0
+def test_a_checkpoint_step_out_of_range_is_refused(model_dir, finished_run, tmp_path, step, match, capsys):
+    run = copy_of(finished_run, tmp_path)
     state_file = run / "checkpoint" / "trainer_state.json"
     saved = json.loads(state_file.read_text())
     saved["state"]["step"] = step
