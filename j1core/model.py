@@ -22,14 +22,16 @@ Sliding windows are the HF model's business in training; the rollout engine refu
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
-from j1core.errors import UserError
+from j1core.errors import UserError, one_line
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -136,6 +138,12 @@ def resolve_model_path(name_or_path: str, cache_dir=None) -> Path:
         raise FileNotFoundError(
             f"model {name_or_path!r}: not a local Hugging Face directory (no config.json) and not the alias "
             f"{SMOLLM2_ALIAS!r}; j1 never downloads from a hub")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise UserError(f"{path / 'config.json'}: not valid JSON ({getattr(err, 'msg', err)})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise UserError(f"{path / 'config.json'}: field 'model_type' missing")
     if not any(path.glob("*.safetensors")):
         pickled = [name for name in PICKLED_WEIGHTS if (path / name).exists()] + sorted(
             p.name for p in path.glob("pytorch_model-*.bin"))
@@ -150,7 +158,11 @@ def resolve_model_path(name_or_path: str, cache_dir=None) -> Path:
 def load_tokenizer(name_or_path: str, cache_dir=None):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path, cache_dir))
+    path = resolve_model_path(name_or_path, cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:  # missing or broken tokenizer files of a local directory
+        raise UserError(f"{path}: cannot load its tokenizer ({one_line(err)[:300]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -164,9 +176,12 @@ def load_model(name_or_path: str, dtype="fp32", device="cpu", cache_dir=None):
 
     path = resolve_model_path(name_or_path, cache_dir)
     verify_checksums(path)  # a j1 checkpoint lists its files' checksums: a damaged one is refused by name
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation(device),
-        local_files_only=True, use_safetensors=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation(device),
+            local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, KeyError, SafetensorError) as err:  # the directory's files, not j1's code
+        raise UserError(f"{path}: cannot load the model ({one_line(err)[:300]})") from None
     check_architecture(model.config)
     return model.to(device).eval(), load_tokenizer(str(path))
 
