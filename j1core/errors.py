@@ -49,8 +49,13 @@ def run_main(main, argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("J1_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
+    previous = install_stop_handler()
     try:
         return main(argv) or 0
+    except Stopped as stop:  # SIGTERM outside training (the trainer saves and stops on its own)
+        print(f"j1: stopped by {signal.Signals(stop.signum).name}; what was written so far stays (a judge or "
+              "synth rerun resumes from it)", file=sys.stderr)
+        return 128 + stop.signum
     except UserError as err:
         if debug:
             traceback.print_exc()
@@ -64,3 +69,26 @@ def run_main(main, argv=None) -> int:
     except KeyboardInterrupt:  # before the trainer's own handler is installed (loading) or after it
         print("j1: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Stopped(BaseException):
+    """SIGTERM, raised where the process is (a BaseException, so that no `except Exception` swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
+def install_stop_handler():
+    """SIGTERM -> Stopped (the previous handler, or None off the main thread, where signals cannot be set)."""
+    try:
+        return signal.signal(signal.SIGTERM, raise_stopped)
+    except ValueError:
+        return None

@@ -115,9 +115,14 @@ def guard_output(cfg, remove: bool = True) -> None:
     if not found:
         return
     if not cfg.overwrite:
-        raise UserError(f"{output} already holds a run ({', '.join(p.name for p in found)}); continue it with "
-                        f"`python train.py --resume {output} --output {output}` and the same settings, choose "
-                        "another --output, or pass --overwrite to replace it")
+        from j1core.checkpoint import resolve_checkpoint
+
+        if resolve_checkpoint(output / "checkpoint") is not None:
+            how = f"continue it with `python train.py --resume {output} --output {output}` and the same settings, "
+        else:
+            how = "it has no complete checkpoint to resume; "
+        raise UserError(f"{output} already holds a run ({', '.join(p.name for p in found)}); {how}choose another "
+                        "--output, or pass --overwrite to replace it")
     for path in found if remove else ():
         if path.is_dir():
             shutil.rmtree(path)

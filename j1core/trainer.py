@@ -93,8 +93,13 @@ class Trainer:
         self.context = context_length(self.policy)
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
         # Refuse (or cut, --truncate) what does not fit the context, on token counts, before any model call.
+        kv_budget = cfg.max_batch_tokens - cfg.group_size * self.max_completion_length  # one prompt's KV share
+        if kv_budget < 1:
+            raise UserError(f"--max-batch-tokens {cfg.max_batch_tokens} cannot hold one prompt's {cfg.group_size} "
+                            f"samples of up to {self.max_completion_length} tokens; raise it")
         train_pairs = fit_pairs(train_pairs, self.tokenizer, cfg.format, cfg.prompt_style, self.context,
-                                self.max_completion_length, cfg.truncate, cfg.skip_invalid, where=cfg.data)[0]
+                                self.max_completion_length, cfg.truncate, cfg.skip_invalid, where=cfg.data,
+                                kv_budget=kv_budget)[0]
         self.stream = PairStream(train_pairs, seed=cfg.seed)
         self.step, self.bad_steps_in_row, self.bad_steps_total = 0, 0, 0
         self.output = Path(cfg.output)

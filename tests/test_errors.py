@@ -51,3 +51,16 @@ def test_argparse_mistakes_are_user_errors():
     parser.add_argument("--n", type=int)
     with pytest.raises(UserError, match="train.py: argument --n: invalid int value: 'x'"):
         parser.parse_args(["--n", "x"])
+
+
+def test_sigterm_outside_training_is_status_143(capsys):
+    import os
+    import signal
+
+    def main(argv):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_main(main, []) == 128 + signal.SIGTERM
+    assert "j1: stopped by SIGTERM" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before

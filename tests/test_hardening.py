@@ -271,3 +271,9 @@ def test_a_checkpoint_step_out_of_range_is_refused(model_dir, finished_run, tmp_
     assert train.main(tiny_flags(model_dir, run, "--max-steps", "2", "--resume", run,
                                  "--resume-override", "max_steps")) == 2
     assert match in one_error_line(capsys)
+
+
+def test_a_kv_budget_too_small_for_one_prompt_names_the_flag(model_dir, tmp_path, capsys):
+    assert train.main(tiny_flags(model_dir, tmp_path / "run", "--max-batch-tokens", "8")) == 2
+    assert "--max-batch-tokens 8 cannot hold" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()

@@ -69,9 +69,13 @@ def test_override_keys_must_be_compared_settings():
 
 def test_guard_refuses_then_overwrite_removes_only_run_files(tmp_path):
     out = tmp_path / "run"
-    (out / "checkpoint").mkdir(parents=True)
+    out.mkdir()
     (out / "metrics.jsonl").write_text('{"step": 1}\n')
     (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already holds a run \\(metrics.jsonl\\); it has no complete checkpoint"):
+        guard_output(TrainConfig(output=str(out)))
+    (out / "checkpoint").mkdir()
+    (out / "checkpoint" / "COMPLETE").write_text("j1 checkpoint format 1\n")
     with pytest.raises(ValueError, match=f"{out} already holds a run \\(metrics.jsonl, checkpoint\\); continue it"):
         guard_output(TrainConfig(output=str(out)))
     guard_output(TrainConfig(output=str(out), resume=f"{out}/"))  # resuming this very run: fine, nothing removed

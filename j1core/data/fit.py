@@ -71,18 +71,22 @@ def common_cap(lengths, fits) -> int:
 
 def fit_pairs(pairs, tokenizer, fmt: str, style: str, context: int | None, completion: int,
               truncate: bool = False, skip_invalid: bool = False, where: str = "data",
-              drop_flag: str | None = "--skip-invalid"):
+              drop_flag: str | None = "--skip-invalid", kv_budget: int | None = None):
     """(pairs that fit, number dropped, number cut); see the module docstring. drop_flag: the flag named in
-    the refusal for dropping such pairs (None: there is none)."""
+    the refusal for dropping such pairs (None: there is none). kv_budget: the most prompt tokens the rollout
+    engine's KV budget leaves for one prompt (--max-batch-tokens less its samples' tokens), when lower."""
     if context is None or not pairs:
         return list(pairs), 0, 0
     budget = context - completion
+    if kv_budget is not None and kv_budget < budget:
+        budget, context = kv_budget, kv_budget + completion  # the limit the messages below name
     formats = formats_of(fmt)
     fixed = {f: overhead(tokenizer, f, style) for f in formats}
     limit = budget - max(fixed.values())
     if limit < 3 * (len(CUT_MARK) + 8):
         raise UserError(f"the model's context ({context} tokens) leaves {budget} tokens for a judge prompt after "
-                        f"{completion} completion tokens: too few for the template; lower --max-new-tokens")
+                        f"{completion} completion tokens: too few for the template; lower --max-new-tokens (or raise "
+                        "--max-batch-tokens)")
     chars_per_token = max(len(t) for t in tokenizer.get_vocab())
     max_chars = limit * chars_per_token  # a text longer than this cannot fit, whatever it holds
     texts = [t[: max_chars + 1] for p in pairs for t in (p.prompt, p.chosen, p.rejected)]
@@ -109,7 +113,8 @@ def fit_pairs(pairs, tokenizer, fmt: str, style: str, context: int | None, compl
         how = "cannot be cut to fit (identical responses once cut)" if truncate else \
             "pass --truncate to cut it" + (f" or {drop_flag} to drop it" if drop_flag else "")
         raise UserError(f"{where}: pair {pair_id!r} does not fit the model: its texts hold {tokens} tokens, the "
-                        f"context is {context} tokens with {completion} for the completion; {how}")
+                        f"context (or --max-batch-tokens) allows {context} tokens with {completion} for the "
+                        f"completion; {how}")
     if dropped:
         warnings.warn(f"{where}: skipped {dropped} pairs too long for the model's context ({context} tokens) "
                       f"[too_long={dropped}]", stacklevel=2)

@@ -256,7 +256,8 @@ def run_judge(args) -> dict:
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=device, cache_dir=args.model_cache)
     completion = args.max_new_tokens if not args.forced_verdict else args.max_think_tokens + 16  # + forced tail
     pairs = fit_pairs(pairs, tokenizer, args.format, args.prompt_style, context_length(model), completion,
-                      truncate=args.truncate, where=args.data or args.benchmark, drop_flag=None)[0]
+                      truncate=args.truncate, where=args.data or args.benchmark, drop_flag=None,
+                      kv_budget=args.max_batch_tokens - args.samples * completion)[0]
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
     judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
                          args.max_think_tokens, args.temperature, args.top_p)
