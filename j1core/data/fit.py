@@ -89,11 +89,18 @@ def fit_pairs(pairs, tokenizer, fmt: str, style: str, context: int | None, compl
                         "--max-batch-tokens)")
     chars_per_token = max(len(t) for t in tokenizer.get_vocab())
     max_chars = limit * chars_per_token  # a text longer than this cannot fit, whatever it holds
-    texts = [t[: max_chars + 1] for p in pairs for t in (p.prompt, p.chosen, p.rejected)]
-    counts = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    # A token covers at least one byte of its text: pairs that fit on UTF-8 byte counts fit, untokenized.
+    sizes = [[len(t.encode("utf-8", "surrogatepass")) for t in (p.prompt, p.chosen, p.rejected)] for p in pairs]
+    measured = [i for i, n in enumerate(sizes) if any(need(f, fixed[f], *n) > budget - MARGIN for f in formats)]
+    texts = [t[: max_chars + 1] for i in measured for t in (pairs[i].prompt, pairs[i].chosen, pairs[i].rejected)]
+    flat = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    counts = {i: flat[3 * k: 3 * k + 3] for k, i in enumerate(measured)}
     kept, dropped, cut, first = [], 0, 0, None
     for i, pair in enumerate(pairs):
-        ids = counts[3 * i: 3 * i + 3]
+        if i not in counts:
+            kept.append(pair)
+            continue
+        ids = list(counts[i])
         lengths = [len(x) for x in ids]
         over = any(need(f, fixed[f], *lengths) > budget - MARGIN for f in formats)
         if over and not any(len(t) > max_chars for t in (pair.prompt, pair.chosen, pair.rejected)):

@@ -76,9 +76,7 @@ def test_identical_once_cut_is_dropped_as_too_long(tok):
                   truncate=True)
 
 
-def test_a_huge_response_is_never_tokenized_whole(tok):
-    seen = []
-
+def spy_on(tok, seen):
     class Spy:
         def __getattr__(self, name):
             return getattr(tok, name)
@@ -86,9 +84,21 @@ def test_a_huge_response_is_never_tokenized_whole(tok):
         def __call__(self, texts, **kwargs):
             seen.extend([texts] if isinstance(texts, str) else texts)
             return tok(texts, **kwargs)
+    return Spy()
 
+
+def test_a_huge_response_is_never_tokenized_whole(tok):
+    seen = []
     huge = "x" * 10_000_000
     with pytest.raises(ValueError, match="pair 'p0' does not fit"):
-        fit_pairs([pair(0, "q", huge, "b")], Spy(), "pairwise", "compact", 2048, 64)
+        fit_pairs([pair(0, "q", huge, "b")], spy_on(tok, seen), "pairwise", "compact", 2048, 64)
     longest_token = max(len(t) for t in tok.get_vocab())
     assert max(len(t) for t in seen) <= 2048 * longest_token + 1
+
+
+def test_pairs_that_fit_on_bytes_are_not_tokenized(tok):
+    seen = []
+    pairs = [pair(i, f"question {i}", f"marker answer {i}", f"marker other {i}") for i in range(50)]
+    kept, dropped, cut = fit_pairs(pairs, spy_on(tok, seen), "pairwise", "compact", 2048, 64)
+    assert kept == pairs and (dropped, cut) == (0, 0)
+    assert not any("marker" in t for t in seen)
