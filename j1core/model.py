@@ -135,9 +135,11 @@ def resolve_model_path(name_or_path: str, cache_dir=None) -> Path:
         return smollm2_dir(cache_dir)
     path = Path(name_or_path).expanduser()
     if not (path / "config.json").is_file():
+        hint = f" (a training run: its model is {path / 'checkpoint'})" if (path / "checkpoint" / "config.json"
+                                                                          ).is_file() else ""
         raise FileNotFoundError(
             f"model {name_or_path!r}: not a local Hugging Face directory (no config.json) and not the alias "
-            f"{SMOLLM2_ALIAS!r}; j1 never downloads from a hub")
+            f"{SMOLLM2_ALIAS!r}; j1 never downloads from a hub{hint}")
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
