@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from j1core.data.formats import parse_field_map
+from j1core.errors import ArgumentParser, UserError
 from j1core.judge.prompts import FORMATS
 
 JUDGE_FORMATS = FORMATS + ("mixed",)  # mixed: one multitask judge, pairwise and pointwise pairs
@@ -32,6 +35,7 @@ class TrainConfig:
     data_split: str | None = None
     skip_invalid: bool = False
     heldout_fraction: float = 0.1
+    truncate: bool = False
     # judge format and reward
     format: str = "pairwise"
     prompt_style: str = "compact"
@@ -72,6 +76,8 @@ class TrainConfig:
     output: str = "runs/j1"
     save_every: int = 0
     resume: str | None = None
+    resume_override: tuple = ()
+    overwrite: bool = False
     tensorboard: bool = False
     max_bad_steps: int = 3
     progress: bool = True
@@ -90,23 +96,23 @@ class TrainConfig:
     keep_checkpoints: int = 0
 
     def __post_init__(self):
-        choices = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
-                   "lr_schedule": ("constant", "cosine"), "loss_type": ("grpo", "bnpo", "dapo", "dr_grpo"),
-                   "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name.replace('_', '-')}: {getattr(self, name)!r} is not one of {allowed}")
+        for field in dataclasses.fields(self):
+            problem = value_problem(field.name, getattr(self, field.name))
+            if problem:
+                raise UserError(f"{flag(field.name)}: {problem}")
+        if self.group_size < 2:
+            raise UserError("--group-size must be at least 2: GRPO compares samples within a group")
+        if self.min_new_tokens > self.max_new_tokens:
+            raise UserError(f"--min-new-tokens {self.min_new_tokens} is above --max-new-tokens {self.max_new_tokens}")
+        from j1core.resume_check import check_override_keys
+
+        check_override_keys(self.resume_override)
         parse_field_map(self.fields)  # a bad --fields spec stops here, naming the flag
         if (self.fields or self.data_split) and (self.benchmark or self.data == "builtin"):
-            raise ValueError("--fields and --data-split read a pairs file given as --data, not builtin or --benchmark")
-        if self.group_size < 2:
-            raise ValueError("--group-size must be at least 2: GRPO compares samples within a group")
+            raise UserError("--fields and --data-split read a pairs file given as --data, not builtin or --benchmark")
         if self.drop_equal_groups and (self.zero_stage or self.deepspeed_config):
-            raise ValueError("--drop-equal-groups: not with DeepSpeed (ranks would run different numbers of "
-                             "micro-batches)")
-        for name in ("pairs_per_step", "max_new_tokens", "max_steps", "micro_batch_size", "updates_per_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+            raise UserError("--drop-equal-groups: not with DeepSpeed (ranks would run different numbers of "
+                            "micro-batches)")
         check_validation(self)
 
 
@@ -115,22 +121,96 @@ def check_validation(cfg) -> None:
     from j1core.data.benchmarks import BENCHMARKS
     from j1core.eval.during_training import BEST_METRICS, ORDER_METRICS
 
-    for name in ("eval_every", "keep_checkpoints"):
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be 0 (off) or more")
-    if cfg.eval_limit < 1:
-        raise ValueError("--eval-limit must be at least 1")
-    sources = BENCHMARKS + ("builtin", "jsonl")
+    sources = BENCHMARKS + ("builtin", "builtin_template", "jsonl")
     if cfg.eval_benchmark is not None and cfg.eval_benchmark not in sources:
-        raise ValueError(f"--eval-benchmark: {cfg.eval_benchmark!r} is not one of {sources}")
+        raise UserError(f"--eval-benchmark: {cfg.eval_benchmark!r} is not one of {sources}")
     if cfg.eval_benchmark == "jsonl" and not cfg.eval_data:
-        raise ValueError("--eval-benchmark jsonl needs --eval-data FILE (a pairs file)")
+        raise UserError("--eval-benchmark jsonl needs --eval-data FILE (a pairs file)")
     if (cfg.eval_data or cfg.eval_benchmark) and not cfg.eval_every:
-        raise ValueError("--eval-data / --eval-benchmark need --eval-every N (N > 0) to be used")
+        raise UserError("--eval-data / --eval-benchmark need --eval-every N (N > 0) to be used")
     if cfg.best_metric not in BEST_METRICS:
-        raise ValueError(f"--best-metric: {cfg.best_metric!r} is not one of {BEST_METRICS}")
+        raise UserError(f"--best-metric: {cfg.best_metric!r} is not one of {BEST_METRICS}")
     if cfg.format == "pointwise" and cfg.best_metric in ORDER_METRICS:
-        raise ValueError(f"--best-metric {cfg.best_metric} has no value for a pointwise judge (no orders)")
+        raise UserError(f"--best-metric {cfg.best_metric} has no value for a pointwise judge (no orders)")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+CHOICES = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
+           "lr_schedule": ("constant", "cosine"), "loss_type": ("grpo", "bnpo", "dapo", "dr_grpo"),
+           "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16"), "zero_stage": (0, 1, 2, 3)}
+# (lowest, highest, lowest excluded) per numeric setting; None = unbounded on that side.
+RANGES = {
+    "heldout_fraction": (0.0, 1.0, False), "format_reward": (None, None, False), "max_think_tokens": (0, None, False),
+    "pairs_per_step": (1, None, False), "group_size": (2, None, False), "max_new_tokens": (1, None, False),
+    "min_new_tokens": (0, None, False), "temperature": (0.0, None, True), "top_p": (0.0, 1.0, True),
+    "top_k": (0, None, False), "max_batch_tokens": (1, None, False), "max_steps": (1, None, False),
+    "lr": (0.0, None, True), "warmup_steps": (0, None, False), "weight_decay": (0.0, None, False),
+    "max_grad_norm": (0.0, None, False), "micro_batch_size": (1, None, False), "beta": (0.0, None, False),
+    "eps_low": (0.0, 1.0, False), "eps_high": (0.0, None, False), "updates_per_batch": (1, None, False),
+    "save_every": (0, None, False), "max_bad_steps": (1, None, False), "seed": (0, None, False),
+    "local_rank": (-1, None, False), "eval_every": (0, None, False), "keep_checkpoints": (0, None, False),
+    "eval_limit": (1, None, False),
+}
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def field_kind(name: str) -> tuple:
+    """(type, may be None) of a setting from its annotation: bool, int, float, str, or "keys" (a tuple of setting
+    names, resume_override); type None for an annotation this check does not know (then only its range applies)."""
+    annotation = str({f.name: f.type for f in dataclasses.fields(TrainConfig)}[name]).replace(" ", "")
+    optional = "|None" in annotation
+    base = annotation.replace("|None", "")
+    return {"bool": bool, "int": int, "float": float, "str": str, "tuple": "keys"}.get(base), optional
+
+
+def value_problem(name: str, value) -> str | None:
+    """Why `value` cannot be setting `name` (type, then range or choices), or None when it can."""
+    kind, optional = field_kind(name)
+    if value is None:
+        return None if optional else f"expected {KIND_NAMES.get(kind, 'a value')}, got null"
+    if kind is bool:
+        if not isinstance(value, bool):
+            return f"expected true or false, got {value!r}"
+        return None
+    if kind == "keys":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return f"expected a list of setting names, got {value!r}"
+        return None
+    if kind is str:
+        if not isinstance(value, str):
+            return f"expected a string, got {_shown(value)}"
+        if not value.strip():
+            return "empty"
+        if name == "device" and not DEVICE.fullmatch(value):
+            return f"{value!r} is not cpu, cuda, cuda:N, mps or auto"
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {_shown(value)}"
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected a number, got {_shown(value)}"
+        if not math.isfinite(value):
+            return f"expected a finite number, got {value!r}"
+    if name in CHOICES and value not in CHOICES[name]:
+        return f"{value!r} is not one of {', '.join(map(str, CHOICES[name]))}"
+    if name in RANGES and isinstance(value, (int, float)):
+        low, high, open_low = RANGES[name]
+        if low is not None and (value <= low if open_low else value < low):
+            return f"must be {'>' if open_low else '>='} {low}, got {value!r}"
+        if high is not None and value > high:
+            return f"must be <= {high}, got {value!r}"
+    return None
+
+
+KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+              "keys": "a list of setting names"}
+
+
+def _shown(value) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"
 
 
 HELP = {
@@ -147,6 +227,8 @@ HELP = {
     "data_split": "the split of a saved DatasetDict directory given as --data (default: train, or its only split)",
     "skip_invalid": "count and skip invalid pair records instead of stopping at the first",
     "heldout_fraction": "fraction of a user dataset held out from training (builtin data has a fixed split)",
+    "truncate": "cut pairs whose judge prompt does not fit the model's context (the longest text loses its end, "
+                "marked [...]) instead of refusing them; without it --skip-invalid drops and counts them",
     "format": "judge format: pairwise | pairwise_scores | scores_verdict | pointwise | mixed (pairwise + pointwise)",
     "prompt_style": "judge prompt wording: compact (j1's), paper (the J1 paper's verbatim prompts), paper_plan "
                     "(plan, execute, then verdict: the paper's ablation prompt, reconstructed), or a template "
@@ -185,7 +267,9 @@ HELP = {
                          "the loss is then the mean over the groups that carry signal",
     "output": "run directory: metrics.jsonl, curves.png, checkpoint/",
     "save_every": "checkpoint every N steps (0 = only at the end)",
-    "resume": "resume from a run directory's checkpoint",
+    "resume": "resume from a run directory's checkpoint (refused when settings that change the run differ)",
+    "resume_override": "resume although this saved setting differs (repeatable: --resume-override lr)",
+    "overwrite": "replace the run already in --output (its checkpoint and metrics) instead of refusing",
     "tensorboard": "also write TensorBoard events (needs the tensorboard package)",
     "max_bad_steps": "stop (after saving) when this many steps in a row have a non-finite loss or gradient",
     "progress": "show a progress bar",
@@ -206,7 +290,7 @@ HELP = {
 
 GROUPS = {
     "model": ("model", "model_cache", "device", "dtype"),
-    "data": ("data", "benchmark", "fields", "data_split", "skip_invalid", "heldout_fraction"),
+    "data": ("data", "benchmark", "fields", "data_split", "skip_invalid", "heldout_fraction", "truncate"),
     "judge format and reward": ("format", "prompt_style", "reward", "pairing", "format_reward", "forced_verdict",
                                 "max_think_tokens"),
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
@@ -215,7 +299,8 @@ GROUPS = {
                      "freeze_embeddings", "micro_batch_size", "gradient_checkpointing"),
     "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio",
              "drop_equal_groups"),
-    "output": ("output", "save_every", "resume", "tensorboard", "max_bad_steps", "progress", "seed"),
+    "output": ("output", "save_every", "resume", "resume_override", "overwrite", "tensorboard", "max_bad_steps",
+               "progress", "seed"),
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),
     "validation and checkpoints": ("eval_every", "eval_data", "eval_benchmark", "eval_limit", "best_metric",
                                    "keep_checkpoints"),
@@ -223,8 +308,9 @@ GROUPS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Train an LLM judge with GRPO (J1).")
+    parser = ArgumentParser(description="Train an LLM judge with GRPO (J1).")
     parser.add_argument("--config", help="JSON or YAML file of settings; command-line flags take precedence")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a user error too")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     assert set(fields) == {n for names in GROUPS.values() for n in names}, "every setting needs a group"
     for title, names in GROUPS.items():
@@ -236,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                 flags.append("--local_rank")  # the deepspeed launcher passes --local_rank=N
             if isinstance(default, bool):
                 group.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, help=HELP[name])
+            elif name == "resume_override":
+                group.add_argument(*flags, action="append", metavar="KEY", default=None, help=HELP[name])
             else:
                 kind = {int: int, float: float}.get(type(default), str)
                 group.add_argument(*flags, type=kind, default=None, help=f"{HELP[name]} (default: {default})")
@@ -243,24 +331,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_config_file(path) -> dict:
-    text = Path(path).read_text()
-    if str(path).endswith((".yaml", ".yml")):
+    """Settings of a JSON/YAML file, each checked by type and range (naming the file and the key)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
     else:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise UserError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a config file holds one mapping of setting -> value")
+        raise UserError(f"{path}: a config file holds one mapping of setting -> value")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key in data:
-        if key.replace("-", "_") not in known:
-            raise ValueError(f"{path}: unknown setting {key!r}")
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known or name == "local_rank":
+            raise UserError(f"{path}: unknown setting {key!r}")
+        value = file_value(name, value)
+        problem = value_problem(name, value)
+        if problem:
+            raise UserError(f"{path}: key {key!r}: {problem}")
+        values[name] = tuple(value) if name == "resume_override" else value
+    return values
+
+
+def file_value(name: str, value):
+    """YAML 1.1 reads `1e-5` (no dot) as a string: numeric strings are taken for float settings."""
+    if field_kind(name)[0] is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def parse_config(argv=None) -> TrainConfig:
     args = build_parser().parse_args(argv)
     values = read_config_file(args.config) if args.config else {}
-    values.update({k: v for k, v in vars(args).items() if k != "config" and v is not None})
+    flags = {k: v for k, v in vars(args).items() if k not in ("config", "debug") and v is not None}
+    for name, value in flags.items():
+        problem = value_problem(name, value)
+        if problem:
+            raise UserError(f"{flag(name)}: {problem}")
+    if "resume_override" in flags:
+        flags["resume_override"] = tuple(flags["resume_override"])
+    values.update(flags)
     return TrainConfig(**values)

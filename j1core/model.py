@@ -22,12 +22,16 @@ engine (j1core/engine/attention.py) and by HF's masks in the trainer's log-prob 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+
+from j1core.errors import UserError, one_line
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,7 +47,7 @@ def resolve_dtype(dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+        raise UserError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
     return DTYPES[dtype]
 
 
@@ -51,7 +55,13 @@ def pick_device(name: str) -> torch.device:
     """The device a flag names: cpu, cuda, cuda:N, or auto (cuda when available)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device: {name!r} is not cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here")
+    return device
 
 
 def attn_implementation(device) -> str:
@@ -114,21 +124,47 @@ def smollm2_dir(cache_dir=None) -> Path:
     return target
 
 
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth")
+CONVERT = ('python -c "from transformers import AutoModelForCausalLM as M; '
+           "M.from_pretrained('{path}').save_pretrained('{path}', safe_serialization=True)\"")
+
+
 def resolve_model_path(name_or_path: str, cache_dir=None) -> Path:
+    """The local directory of a model; refuses anything but safetensors weights (a pickle can run code)."""
     if name_or_path == SMOLLM2_ALIAS:
         return smollm2_dir(cache_dir)
     path = Path(name_or_path).expanduser()
     if not (path / "config.json").is_file():
+        hint = f" (a training run: its model is {path / 'checkpoint'})" if (path / "checkpoint" / "config.json"
+                                                                          ).is_file() else ""
         raise FileNotFoundError(
             f"model {name_or_path!r}: not a local Hugging Face directory (no config.json) and not the alias "
-            f"{SMOLLM2_ALIAS!r}; j1 never downloads from a hub")
+            f"{SMOLLM2_ALIAS!r}; j1 never downloads from a hub{hint}")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise UserError(f"{path / 'config.json'}: not valid JSON ({getattr(err, 'msg', err)})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise UserError(f"{path / 'config.json'}: field 'model_type' missing")
+    if not any(path.glob("*.safetensors")):
+        pickled = [name for name in PICKLED_WEIGHTS if (path / name).exists()] + sorted(
+            p.name for p in path.glob("pytorch_model-*.bin"))
+        if pickled:
+            raise UserError(f"{path}: holds {pickled[0]} (a pickle, which can run code when loaded) and no "
+                            "safetensors weights; j1 loads safetensors only. If you trust the file, convert it once "
+                            "with: " + CONVERT.format(path=path))
+        raise UserError(f"{path}: no *.safetensors weights")
     return path
 
 
 def load_tokenizer(name_or_path: str, cache_dir=None):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path, cache_dir))
+    path = resolve_model_path(name_or_path, cache_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:  # missing or broken tokenizer files of a local directory
+        raise UserError(f"{path}: cannot load its tokenizer ({one_line(err)[:300]})") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -138,10 +174,16 @@ def load_model(name_or_path: str, dtype="fp32", device="cpu", cache_dir=None):
     """Return (causal LM in eval mode, tokenizer) from a local HF directory or the SmolLM2 alias."""
     from transformers import AutoModelForCausalLM
 
+    from j1core.checkpoint import verify_checksums
+
     path = resolve_model_path(name_or_path, cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation(device),
-        local_files_only=True)
+    verify_checksums(path)  # a j1 checkpoint lists its files' checksums: a damaged one is refused by name
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=resolve_dtype(dtype), attn_implementation=attn_implementation(device),
+            local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, KeyError, SafetensorError) as err:  # the directory's files, not j1's code
+        raise UserError(f"{path}: cannot load the model ({one_line(err)[:300]})") from None
     check_architecture(model.config)
     return model.to(device).eval(), load_tokenizer(str(path))
 
@@ -150,7 +192,7 @@ def check_architecture(config, prefix: str = "") -> None:
     """One-line ValueError for a family or setting that j1 (loaders, trainer, rollout engine) does not run."""
     reason = unsupported_setting(config)
     if reason:
-        raise ValueError(f"{prefix}{reason}; j1 runs {', '.join(SUPPORTED_ARCHS)}")
+        raise UserError(f"{prefix}{reason}; j1 runs {', '.join(SUPPORTED_ARCHS)}")
 
 
 def unsupported_setting(config) -> str | None:
@@ -220,7 +262,7 @@ def tiny_config(arch="llama", vocab_size=49152, hidden=64, layers=2, heads=4, kv
         raise ValueError(f"tiny model arch must be one of {', '.join(TINY_FAMILIES)}, got {arch!r}")
     class_name, family = TINY_FAMILIES[arch]
     settings = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                    num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=2048,
+                    num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=8192,
                     tie_word_embeddings=True)
     settings.update(family)
     if tie is not None:

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from j1core.errors import UserError
+
 METRICS_FILE = "metrics.jsonl"
 CURVES = (("reward_mean", "reward"), ("consistent_accuracy", "consistent accuracy"),
           ("flip_rate", "verdict flip rate"), ("kl", "KL to reference"), ("eval/accuracy", "held-out accuracy"))
@@ -90,7 +92,9 @@ def tensorboard_writer(log_dir: Path):
 def read_lines(path) -> list[dict]:
     """All complete records of a metrics file; a torn final line (a killed write) is skipped."""
     records = []
-    lines = Path(path).read_text().splitlines()
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -99,9 +103,9 @@ def read_lines(path) -> list[dict]:
         except json.JSONDecodeError as err:
             if number == len(lines):
                 break
-            raise ValueError(f"{path}:{number}: not a JSON line ({err})") from err
-        if "step" not in record:
-            raise ValueError(f"{path}:{number}: field 'step' is missing")
+            raise UserError(f"{path}:{number}: not a JSON line ({err})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise UserError(f"{path}:{number}: field 'step' is missing or not a whole number")
         records.append(record)
     return records
 

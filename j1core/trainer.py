@@ -17,16 +17,19 @@ from pathlib import Path
 import torch
 
 from j1core.backend import LocalBackend
-from j1core.checkpoint import capture_rng, restore_rng
+from j1core.checkpoint import TRAINER_STATE, capture_rng, read_trainer_state, resolve_checkpoint, restore_rng
 from j1core.config import TrainConfig
+from j1core.data.fit import context_length, fit_pairs
 from j1core.data.formats import parse_field_map
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
 from j1core.engine.rollout import RolloutEngine
+from j1core.errors import UserError
 from j1core.eval.during_training import HeldoutEval, next_best
 from j1core.grpo import drop_equal_groups, group_advantages, policy_loss
 from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judge.step import build_prompts, score_step, step_metrics
 from j1core.model import resolve_dtype
+from j1core.resume_check import check_resume, guard_output, model_fingerprint
 from j1core.rotation import restore_latest, sync_checkpoints
 from j1core.runlog import MetricsLogger, plot_curves, progress_bar
 
@@ -58,7 +61,11 @@ def data_splits(cfg: TrainConfig) -> tuple[list, list]:
 
 def load_training_pairs(cfg: TrainConfig):
     """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part."""
-    return data_splits(cfg)[0]
+    train, heldout = data_splits(cfg)
+    if not train:
+        raise UserError(f"{cfg.data}: --heldout-fraction {cfg.heldout_fraction} holds out all {len(heldout)} pairs; "
+                        "nothing is left to train on")
+    return train
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -83,19 +90,30 @@ class Trainer:
             backend = ZeroBackend(cfg)
         self.backend = backend or LocalBackend(cfg)
         self.device, self.is_main = self.backend.device, self.backend.is_main
+        guard_output(cfg, remove=self.is_main)  # before anything is loaded or written
         torch.manual_seed(cfg.seed)
         self.policy, self.tokenizer, self.reference = self.backend.load_models(policy, tokenizer, reference)
         self.optimizer = self.backend.optimizer
         self.autocast_dtype = resolve_dtype(cfg.dtype)
         with self.backend.full_weights() as weights:
+            self.model_fingerprint = model_fingerprint(weights)  # the starting weights: resume compares it
             self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
                                         device=self.device, state_dict=weights)
-        train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
-        self.stream = PairStream(train_pairs, seed=cfg.seed)
         self.max_completion_length = max_completion_tokens(cfg, self.tokenizer)
+        self.context = context_length(self.policy)
+        train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
+        # Refuse (or cut, --truncate) what does not fit the context, on token counts, before any model call.
+        kv_budget = cfg.max_batch_tokens - cfg.group_size * self.max_completion_length  # one prompt's KV share
+        if kv_budget < 1:
+            raise UserError(f"--max-batch-tokens {cfg.max_batch_tokens} cannot hold one prompt's {cfg.group_size} "
+                            f"samples of up to {self.max_completion_length} tokens; raise it")
+        train_pairs = fit_pairs(train_pairs, self.tokenizer, cfg.format, cfg.prompt_style, self.context,
+                                self.max_completion_length, cfg.truncate, cfg.skip_invalid, where=cfg.data,
+                                kv_budget=kv_budget)[0]
+        self.stream = PairStream(train_pairs, seed=cfg.seed)
         self.step, self.bad_steps_in_row, self.bad_steps_total = 0, 0, 0
         self.output = Path(cfg.output)
-        self.stop_requested = False
+        self.stop_requested, self.stop_signal = False, None
         self.best, self.saved_at = None, None  # best held-out step {"metric", "value", "step"}; last step saved
         self.heldout = HeldoutEval(cfg, self.tokenizer, self.backend, self.output) if cfg.eval_every else None
         if cfg.resume:
@@ -109,6 +127,7 @@ class Trainer:
         cfg, times = self.cfg, {}
         pairs = self.backend.shard(self.stream.take(cfg.pairs_per_step))
         prompts = build_prompts(pairs, cfg.format, self.tokenizer, cfg.prompt_style)
+        self.check_lengths(prompts)
 
         t = time.perf_counter()
         self.policy.eval()
@@ -148,6 +167,14 @@ class Trainer:
                    "lr": lr_at(cfg, self.step), **dropped, **times,
                    "tokens_per_second": tokens / max(sum(times.values()), 1e-9)}
         return self.backend.reduce_metrics(metrics, rows, tokens, token_keys)
+
+    def check_lengths(self, prompts):
+        """The exact lengths (fit_pairs checked estimates): never hand the model a sequence past its context."""
+        for p in prompts:
+            if self.context is not None and len(p.ids) + self.max_completion_length > self.context:
+                raise UserError(f"pair {p.pair_id!r}: judge prompt of {len(p.ids)} tokens + "
+                                f"{self.max_completion_length} completion tokens exceeds the model's context "
+                                f"({self.context}); use --truncate or shorter texts")
 
     def advantages(self, rewards):
         """Group-relative advantages; --adv-scale batch divides by the std of the whole (all ranks') batch."""
@@ -260,20 +287,37 @@ class Trainer:
         return self.output / "checkpoint"
 
     def request_stop(self, signum, frame):
-        self.stop_requested = True
+        """SIGINT/SIGTERM: finish the step, save, and let the entry point exit with 128 + signum. A second SIGINT
+        does not wait (the last saved checkpoint stays whole: saves swap it in atomically)."""
+        if self.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop_requested, self.stop_signal = True, signum
 
     def state_dict(self) -> dict:
         """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
         return {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
                 "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
-                "config": vars(self.cfg), "best": self.best}
+                "config": vars(self.cfg), "model_fingerprint": self.model_fingerprint, "best": self.best}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, where: str = TRAINER_STATE) -> None:
+        for name in ("step", "bad_steps_in_row", "bad_steps_total"):
+            value = state.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise UserError(f"{where}: field {name!r} is {value!r}, expected a whole number >= 0")
+        if state["step"] >= self.cfg.max_steps:
+            raise UserError(f"{where}: the checkpoint is at step {state['step']}, --max-steps is {self.cfg.max_steps}: "
+                            "nothing left to train (raise --max-steps with --resume-override max_steps)")
+        stream = state.get("stream")
+        if not isinstance(stream, dict) or not {"seed", "epoch", "position", "num_pairs", "fingerprint"} <= set(stream):
+            raise UserError(f"{where}: field 'stream' missing or incomplete")
         self.step = state["step"]
-        self.stream.load_state_dict(state["stream"])
+        try:
+            self.stream.load_state_dict(stream)
+        except UserError as err:
+            raise UserError(f"{where}: field 'stream': {err}") from None
         self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
         self.best = state.get("best")
-        restore_rng(state["rng"])
+        restore_rng(state.get("rng"), where)
 
     def save(self):
         self.backend.save(self.output, self.tokenizer, self.state_dict())
@@ -282,9 +326,14 @@ class Trainer:
             sync_checkpoints(self.output, self.step, self.cfg.keep_checkpoints, self.best and self.best["step"])
 
     def resume(self, run_dir: Path):
+        """Continue run_dir's checkpoint, after checking that its settings and starting model are this run's."""
         if self.backend.world == 1:  # checkpoint/ gone: the newest complete checkpoint-step-N/ instead
             restore_latest(run_dir)
-        self.load_state_dict(self.backend.load(run_dir))
+        found = resolve_checkpoint(run_dir / "checkpoint")
+        if found is None:
+            raise UserError(f"{run_dir}: no complete checkpoint to resume from (no {run_dir / 'checkpoint'})")
+        check_resume(read_trainer_state(found), self.cfg, self.model_fingerprint, found / TRAINER_STATE)
+        self.load_state_dict(self.backend.load(run_dir), found / TRAINER_STATE)
         self.sync_engine()
         if self.is_main and run_dir.resolve() == self.output.resolve():  # finish what a kill after a save left
             sync_checkpoints(self.output, self.step, self.cfg.keep_checkpoints, self.best and self.best["step"])

@@ -48,7 +48,15 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from j1core.backend import CHECKPOINT, freeze_embeddings, trained_parameters
-from j1core.checkpoint import TRAINER_STATE, capture_rng, resolve_checkpoint, save_checkpoint, to_json
+from j1core.checkpoint import (
+    TRAINER_STATE,
+    capture_rng,
+    read_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+    to_json,
+)
+from j1core.errors import UserError
 from j1core.logprobs import enable_gradient_checkpointing, token_logprobs
 from j1core.model import attn_implementation, check_architecture, load_tokenizer, resolve_model_path
 
@@ -78,9 +86,9 @@ def deepspeed_config(cfg) -> dict:
         try:
             config = json.loads(path.read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from err
+            raise UserError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from err
         if not isinstance(config, dict):
-            raise ValueError(f"{path}: a DeepSpeed config is one JSON object")
+            raise UserError(f"{path}: a DeepSpeed config is one JSON object")
     else:
         config = {}
     zero = config.setdefault("zero_optimization", {})
@@ -143,7 +151,7 @@ class ZeroBackend:
         self.rank, self.world, self.device = init_distributed(cfg)
         self.is_main = self.rank == 0
         if cfg.pairs_per_step % self.world:
-            raise ValueError(f"--pairs-per-step {cfg.pairs_per_step} does not divide by the {self.world} ranks: "
+            raise UserError(f"--pairs-per-step {cfg.pairs_per_step} does not divide by the {self.world} ranks: "
                              "each rank judges an equal, contiguous slice of the step's pairs")
         self.ds_config = deepspeed_config(cfg)
         self.policy = self.reference = self.optimizer = self.ds = self.ref_ds = None
@@ -153,7 +161,7 @@ class ZeroBackend:
         from transformers.integrations import HfDeepSpeedConfig
 
         if policy is not None or reference is not None:
-            raise ValueError("under DeepSpeed the models are built from --model inside zero.Init")
+            raise UserError("under DeepSpeed the models are built from --model inside zero.Init")
         cfg = self.cfg
         if tokenizer is None:
             tokenizer = load_tokenizer(cfg.model, cfg.model_cache)
@@ -259,9 +267,9 @@ class ZeroBackend:
         found = resolve_checkpoint(run_dir / CHECKPOINT)
         if found is None:
             raise FileNotFoundError(f"{run_dir / CHECKPOINT}: no complete checkpoint to resume from")
-        state = json.loads((found / TRAINER_STATE).read_text())["state"]
+        state = read_trainer_state(found)
         if state.get("world_size") != self.world:
-            raise ValueError(f"{found / TRAINER_STATE}: field 'world_size' is {state.get('world_size')!r}; "
+            raise UserError(f"{found / TRAINER_STATE}: field 'world_size' is {state.get('world_size')!r}; "
                              f"resuming the ZeRO partitions needs the same number of ranks ({self.world})")
         rng = read_zero_shard(run_dir / state["zero_dir"], self.rank, self.world, self.optimizer)
         return {**state, "rng": rng}
@@ -354,7 +362,7 @@ def read_zero_shard(zero_dir: Path, rank: int, world: int, zero_optimizer) -> di
         raise FileNotFoundError(f"{json_path}: this rank's ZeRO partition is missing")
     meta = json.loads(json_path.read_text())
     if meta["world_size"] != world:
-        raise ValueError(f"{json_path}: field 'world_size' is {meta['world_size']}, this run has {world} ranks")
+        raise UserError(f"{json_path}: field 'world_size' is {meta['world_size']}, this run has {world} ranks")
     tensors = load_file(tensor_path)
     state: dict[int, dict] = {}
     for key, value in tensors.items():

@@ -79,7 +79,7 @@ def main(out: str, model: str) -> None:
     run(base + PARITY + ["--output", str(out / "parity")])
     run(base + EVAL + ["--max-steps", "3", "--output", str(out / "resumed")])
     trainer = run(base + EVAL + ["--max-steps", "4", "--output", str(out / "resumed"), "--resume",
-                                 str(out / "resumed")])
+                                 str(out / "resumed"), "--resume-override", "max_steps"])
     report = {**partition_sizes(trainer), "engine_vs_policy": engine_weight_gap(trainer)}
     (out / f"partition_rank{trainer.backend.rank}.json").write_text(json.dumps(report))
     run(base + EVAL + ["--max-steps", "4", "--output", str(out / "straight")])

@@ -210,3 +210,82 @@ def test_save_killed_in_a_subprocess_leaves_a_complete_checkpoint(tmp_path):
     assert not target.exists() and previous_dir(target).is_dir()  # killed inside the swap window
     prints[2] = json.loads((tmp_path / "checkpoint.fingerprint.json").read_text())
     check_recovers(target, 2, prints)
+
+
+# ---------------------------------------------------------------- damaged checkpoints (issue 23: cases 16, 17)
+
+@pytest.fixture(scope="module")
+def one_saved(tmp_path_factory):
+    """A checkpoint after one AdamW step, and a fresh model and optimizer to load it into (shared: every test
+    that uses them expects the load to be refused)."""
+    model, _, optimizer = make_run()
+    train_steps(model, optimizer, 1, seed=1)
+    folder = tmp_path_factory.mktemp("saved") / "ck"
+    save_checkpoint(folder, model, None, optimizer, {"step": 1, "rng": capture_rng()})
+    fresh, _, fresh_optimizer = make_run()
+    return folder, (fresh, fresh_optimizer)
+
+
+@pytest.fixture
+def saved_run(one_saved, tmp_path):
+    folder, fresh = one_saved
+    return Path(shutil.copytree(folder, tmp_path / "ck")), fresh
+
+
+def truncate_half(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def zero_the_middle(path):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle: middle + 4096] = bytes(4096)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("file, damage", [("model.safetensors", truncate_half), ("model.safetensors", zero_the_middle),
+                                          ("optimizer.safetensors", truncate_half),
+                                          ("trainer_state.json", truncate_half),
+                                          ("optimizer.json", zero_the_middle)])
+def test_a_damaged_file_is_refused_by_name(saved_run, file, damage):
+    folder, (model, optimizer) = saved_run
+    damage(folder / file)
+    with pytest.raises(ValueError, match=f"{folder / file}: does not match its checksum"):
+        load_checkpoint(folder, model, optimizer)
+
+
+def without_checksums(folder):
+    (folder / ck.CHECKSUMS).unlink()  # as a checkpoint written before checksums existed
+    return folder
+
+
+@pytest.mark.parametrize("file, content, match", [
+    ("model.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}", "not a readable safetensors file"),
+    ("optimizer.safetensors", b"", "not a readable safetensors file"),
+    ("trainer_state.json", b'{"format": 1, "sta', "not valid JSON"),
+    ("trainer_state.json", b'{"format": 1}', "field 'state' missing"),
+    ("trainer_state.json", b'{"format": 7, "state": {}}', "field 'format' is 7"),
+    ("optimizer.json", b"[]", "fields 'param_groups'")])
+def test_unreadable_files_of_an_old_checkpoint_name_the_file(saved_run, file, content, match):
+    folder, (model, optimizer) = saved_run
+    (without_checksums(folder) / file).write_bytes(content)
+    with pytest.raises(ValueError, match=f"{folder / file}: {match}"):
+        load_checkpoint(folder, model, optimizer)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    model, _, optimizer = make_run()
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    save_checkpoint(tmp_path / "ck", model, None, optimizer, {"step": 1})
+    with pytest.raises(ValueError, match="holds NaN or infinite values"):
+        load_checkpoint(tmp_path / "ck", make_run()[0])
+
+
+@pytest.mark.parametrize("rng", [None, {"python": [3, [1, 2], None]}, {**capture_rng(), "torch": "AAAA"},
+                                 {**capture_rng(), "numpy": "garbage"}])
+def test_garbage_rng_state_names_the_field(rng):
+    before = capture_rng()
+    with pytest.raises(ValueError, match="trainer_state.json: field 'rng' is not a saved random state"):
+        restore_rng(rng, "trainer_state.json")
+    restore_rng(before)

@@ -52,3 +52,45 @@ def test_every_flag_has_help_and_is_in_the_readme():
         if action.option_strings and action.dest != "help":
             assert action.help, action.dest
             assert f"`{action.option_strings[0]}" in readme, f"README misses {action.option_strings[0]}"
+
+
+def test_yaml_exponent_without_a_dot_is_a_number(tmp_path):
+    """YAML 1.1 reads `1e-5` as a string: a float setting takes a numeric string (issue 23, case 14)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-5\nbeta: '0.5'\n")
+    cfg = parse_config(["--config", str(path)])
+    assert cfg.lr == 1e-5 and cfg.beta == 0.5
+
+
+@pytest.mark.parametrize("values, match", [({"group_size": "four"}, "key 'group_size': expected an integer"),
+                                           ({"group_size": 2.5}, "key 'group_size': expected an integer"),
+                                           ({"max_steps": None}, "key 'max_steps': expected an integer, got null"),
+                                           ({"model": [1, 2]}, "key 'model': expected a string"),
+                                           ({"progress": "no"}, "key 'progress': expected true or false"),
+                                           ({"save_every": True}, "key 'save_every': expected an integer"),
+                                           ({"lr": "fast"}, "key 'lr': expected a number"),
+                                           ({"top_p": 2}, "key 'top_p': must be <= 1.0"),
+                                           ({"resume_override": "lr"}, "key 'resume_override': expected a list")])
+def test_config_values_are_checked_by_type_and_range(tmp_path, values, match):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=f"c.json: {match}"):
+        parse_config(["--config", str(path)])
+
+
+def test_broken_config_files_name_file_and_line(tmp_path):
+    broken = tmp_path / "c.json"
+    broken.write_text('{\n"lr": 1e-5,\n')
+    with pytest.raises(ValueError, match="c.json:3: not valid JSON"):
+        parse_config(["--config", str(broken)])
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("lr: 1\nbeta: [\n")
+    with pytest.raises(ValueError, match="c.yaml:3: not valid YAML"):
+        parse_config(["--config", str(yaml_file)])
+
+
+def test_a_resume_override_list_in_a_config_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("resume_override: [lr, seed]\n")
+    assert parse_config(["--config", str(path)]).resume_override == ("lr", "seed")
+    assert parse_config(["--resume-override", "lr", "--resume-override", "seed"]).resume_override == ("lr", "seed")

@@ -57,3 +57,30 @@ def test_unsupported_architecture_is_refused():
 
 def test_attention_is_sdpa_without_cuda():
     assert attn_implementation("cpu") == "sdpa"
+
+
+# ---------------------------------------------------------------- bad model directories (issue 23)
+
+@pytest.fixture
+def saved_tiny(tmp_path):
+    model, tokenizer = tiny_model(layers=1)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    return tmp_path / "m"
+
+
+def test_only_pickled_weights_are_refused_with_the_conversion_command(saved_tiny):
+    (saved_tiny / "model.safetensors").rename(saved_tiny / "pytorch_model.bin")  # never unpickled: safetensors bytes
+    with pytest.raises(ValueError, match=r"holds pytorch_model.bin .*\.save_pretrained\('.*', safe_serialization=True"):
+        load_model(str(saved_tiny))
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda d: (d / "config.json").write_text('{"model_type": '), "config.json: not valid JSON"),
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
+     "cannot load the model"),
+    (lambda d: (d / "tokenizer.json").unlink(), "cannot load its tokenizer")])
+def test_a_damaged_model_directory_is_one_line(saved_tiny, damage, match):
+    damage(saved_tiny)
+    with pytest.raises(ValueError, match=f"{saved_tiny}.*{match}"):
+        load_model(str(saved_tiny))

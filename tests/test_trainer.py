@@ -147,9 +147,9 @@ def test_gradient_checkpointing_gives_the_same_steps(tmp_path):
 
 def test_resume_with_other_trained_parameters_names_the_field(tmp_path):
     make_trainer(tmp_path, max_steps=1).train()
-    other = make_trainer(tmp_path, max_steps=2, freeze_embeddings=True)
     with pytest.raises(ValueError, match="optimizer.json: field 'param_groups' holds .* --freeze-embeddings"):
-        other.resume(tmp_path / "run")
+        make_trainer(tmp_path, max_steps=2, freeze_embeddings=True, resume=str(tmp_path / "run"),
+                     resume_override=("freeze_embeddings", "max_steps"))
 
 
 def test_eval_every_logs_heldout_metrics_and_keeps_k_and_best(tmp_path):

@@ -6,6 +6,9 @@
 Every adapter reads the whole file(s), validates each pair with the same rules as data.load_pairs, and
 drops (and counts) what cannot be a pair: ties, chosen identical to rejected, an empty response.
 load_benchmark_counted returns the drop counts too. Pair.source is the benchmark name.
+A record that breaks the benchmark's schema (a missing field, a label outside its values, a file that is not
+UTF-8 or not the JSON it should be, a pair id seen before) raises a DataError naming the file, the line (the
+element's index for JSON lists) and the field.
 
 Expected counts on ../shared/data (records -> pairs; drops; Pair.category):
 - judgebench: both response_model files, label "A>B"/"B>A". 270 + 350 -> 619; 1 identical pair
@@ -44,6 +47,7 @@ from j1core.data.followbench import add_followbench
 from j1core.data.pairs import DataError, Pair, pair_from_record
 from j1core.data.ppe import add_ppe
 from j1core.data.rewardbench import add_rewardbench
+from j1core.errors import UserError
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the checkout
 BENCHMARKS = ("judgebench", "llmbar", "rmbench", "autoj", "pandalm", "gsm8k", "rewardbench", "ppe", "followbench")
@@ -69,7 +73,7 @@ def load_benchmark_counted(name: str, path=None, subset: str | None = None) -> t
     of it ending before "/" or "_" (llmbar "Adversarial", rmbench "safety" or "chat/hard").
     """
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+        raise UserError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     folder = Path(path) if path is not None else SHARED_DATA / DIRS[name]
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: benchmark data for {name!r} not found")
@@ -80,7 +84,7 @@ def load_benchmark_counted(name: str, path=None, subset: str | None = None) -> t
         pairs = [p for p in pairs if in_subset(p.category, subset)]
         if not pairs:
             known = sorted({p.category for p in collector.pairs})
-            raise ValueError(f"{name}: no pairs in subset {subset!r}; categories: {', '.join(known)}")
+            raise UserError(f"{name}: no pairs in subset {subset!r}; categories: {', '.join(known)}")
     return pairs, collector.drops
 
 
@@ -92,17 +96,22 @@ class PairCollector:
     """Validates candidate pairs of one benchmark, keeping the good ones and counting drops by reason."""
 
     def __init__(self, source: str):
-        self.source, self.pairs, self.drops = source, [], Counter()
+        self.source, self.pairs, self.drops, self.seen = source, [], Counter(), {}
 
     def add(self, file: Path, line: int, pair_id: str, prompt, chosen, rejected, category: str | None) -> None:
         record = {"id": pair_id, "prompt": prompt, "chosen": chosen, "rejected": rejected,
                   "source": self.source, "category": category}
+        if isinstance(pair_id, str) and pair_id in self.seen:  # two judgments under one key: a wrong report
+            first_file, first_line = self.seen[pair_id]
+            raise DataError(file, line, "id", "duplicate_id", f"pair id {pair_id!r} already used at "
+                            f"{first_file}:{first_line}")
         try:
             self.pairs.append(pair_from_record(record, file, line))
         except DataError as error:
             if error.reason not in ("identical", "empty_text"):
                 raise
             self.drops[error.reason] += 1
+        self.seen[pair_id] = (file, line)
 
     def tie(self) -> None:
         self.drops["tie"] += 1
@@ -118,15 +127,57 @@ def files_in(folder: Path, names) -> list[Path]:
     return found
 
 
+def read_text(file: Path) -> str:
+    raw = file.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(file, raw.count(b"\n", 0, err.start) + 1, "(file)", "invalid_utf8",
+                        f"not UTF-8 (byte 0x{raw[err.start]:02x})") from None
+
+
 def read_jsonl(file: Path):
-    for line, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    for line, raw in enumerate(read_text(file).split("\n"), start=1):
         if raw.strip():
-            yield line, json.loads(raw)
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as err:
+                raise DataError(file, line, "(record)", "invalid_json", f"invalid JSON: {err.msg}") from None
+            except RecursionError:
+                raise DataError(file, line, "(record)", "invalid_json", "invalid JSON: nested too deeply") from None
+            yield line, record
 
 
 def read_json_list(file: Path):
     """Records of a JSON list with their 1-based index (these files hold one record per element)."""
-    yield from enumerate(json.loads(file.read_text(encoding="utf-8")), start=1)
+    try:
+        records = json.loads(read_text(file))
+    except json.JSONDecodeError as err:
+        raise DataError(file, err.lineno, "(file)", "invalid_json", f"invalid JSON: {err.msg}") from None
+    except RecursionError:
+        raise DataError(file, 1, "(file)", "invalid_json", "invalid JSON: nested too deeply") from None
+    if not isinstance(records, list):
+        raise DataError(file, 1, "(file)", "not_object", f"expected a JSON list of records, got "
+                        f"{type(records).__name__}")
+    yield from enumerate(records, start=1)
+
+
+def fields(r, file: Path, line: int, *names):
+    """The named fields of record r (a dict), or a DataError naming the first missing one."""
+    if not isinstance(r, dict):
+        raise DataError(file, line, "(record)", "not_object", f"expected a JSON object, got {type(r).__name__}")
+    for name in names:
+        if name not in r:
+            raise DataError(file, line, name, "missing_field", "missing")
+    return [r[name] for name in names]
+
+
+def label(value, allowed, file: Path, line: int, name: str = "label"):
+    """value when it is one of allowed (bools are not numbers here), else a DataError."""
+    if isinstance(value, bool) or value not in allowed:
+        raise DataError(file, line, name, "wrong_type", f"expected one of {', '.join(map(repr, allowed))}, "
+                        f"got {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------- adapters
@@ -139,21 +190,21 @@ def add_judgebench(folder: Path, out: PairCollector, subset: str | None) -> None
         raise FileNotFoundError(f"{folder}: no JudgeBench response_model file matching {subset!r}")
     for file in files:
         for line, r in read_jsonl(file):
-            if r["label"] not in ("A>B", "B>A"):
-                raise DataError(file, line, "label", "wrong_type", f"expected 'A>B' or 'B>A', got {r['label']!r}")
-            a_wins = r["label"] == "A>B"
-            chosen, rejected = (r["response_A"], r["response_B"]) if a_wins else (r["response_B"], r["response_A"])
-            out.add(file, line, r["pair_id"], r["question"], chosen, rejected, r["source"])
+            verdict, a, b, pair_id, question, source = fields(r, file, line, "label", "response_A", "response_B",
+                                                              "pair_id", "question", "source")
+            a_wins = label(verdict, ("A>B", "B>A"), file, line) == "A>B"
+            chosen, rejected = (a, b) if a_wins else (b, a)
+            out.add(file, line, pair_id, question, chosen, rejected, source)
 
 
 def add_llmbar(folder: Path, out: PairCollector, subset: str | None) -> None:
     for file in files_in(folder, [f"{stem}.json" for stem in LLMBAR_FILES]):
         category = file.stem.removeprefix("LLMBar_")
         for index, r in read_json_list(file):
-            if r["label"] not in (1, 2):
-                raise DataError(file, index, "label", "wrong_type", f"expected 1 or 2, got {r['label']!r}")
-            chosen, rejected = (r["output_1"], r["output_2"]) if r["label"] == 1 else (r["output_2"], r["output_1"])
-            out.add(file, index, f"llmbar-{category}-{index}", r["input"], chosen, rejected, category)
+            verdict, first, second, prompt = fields(r, file, index, "label", "output_1", "output_2", "input")
+            first_wins = label(verdict, (1, 2), file, index) == 1
+            chosen, rejected = (first, second) if first_wins else (second, first)
+            out.add(file, index, f"llmbar-{category}-{index}", prompt, chosen, rejected, category)
 
 
 def rmbench_level(chosen_style: int, rejected_style: int) -> str:
@@ -167,21 +218,28 @@ def add_rmbench(folder: Path, out: PairCollector, subset: str | None) -> None:
         stem = file.stem.removesuffix("_filtered")
         domain = stem.split("-")[0]
         for index, r in read_json_list(file):
-            for i, chosen in enumerate(r["chosen"]):
-                for j, rejected in enumerate(r["rejected"]):
-                    out.add(file, index, f"rmbench-{stem}-{r['id']}-c{i}r{j}", r["prompt"], chosen, rejected,
+            chosen_list, rejected_list, record_id, prompt = fields(r, file, index, "chosen", "rejected", "id",
+                                                                   "prompt")
+            for name, value in (("chosen", chosen_list), ("rejected", rejected_list)):
+                if not isinstance(value, list):
+                    raise DataError(file, index, name, "wrong_type", f"expected a list of responses, got "
+                                    f"{type(value).__name__}")
+            for i, chosen in enumerate(chosen_list):
+                for j, rejected in enumerate(rejected_list):
+                    out.add(file, index, f"rmbench-{stem}-{record_id}-c{i}r{j}", prompt, chosen, rejected,
                             f"{domain}/{rmbench_level(i, j)}")
 
 
 def add_autoj(folder: Path, out: PairCollector, subset: str | None) -> None:
     for file in files_in(folder, ["testdata_pairwise.jsonl"]):
         for line, r in read_jsonl(file):
-            if r["label"] == 2:
+            verdict, first, second, prompt, scenario = fields(r, file, line, "label", "response 1", "response 2",
+                                                              "prompt", "scenario")
+            if label(verdict, (0, 1, 2), file, line) == 2:
                 out.tie()
                 continue
-            first, second = r["response 1"], r["response 2"]
-            chosen, rejected = (first, second) if r["label"] == 0 else (second, first)
-            out.add(file, line, f"autoj-{line}", r["prompt"], chosen, rejected, r["scenario"])
+            chosen, rejected = (first, second) if verdict == 0 else (second, first)
+            out.add(file, line, f"autoj-{line}", prompt, chosen, rejected, scenario)
 
 
 def as_text(value):
@@ -196,25 +254,39 @@ def majority(votes) -> int | None:
 def add_pandalm(folder: Path, out: PairCollector, subset: str | None) -> None:
     for file in files_in(folder, ["testset-v1.json"]):
         for index, r in read_json_list(file):
-            vote = majority([r["annotator1"], r["annotator2"], r["annotator3"]])
+            *votes, first, second, instruction, extra, idx, app = fields(
+                r, file, index, "annotator1", "annotator2", "annotator3", "response1", "response2", "instruction",
+                "input", "idx", "motivation_app")
+            for k, v in enumerate(votes, start=1):
+                label(v, (0, 1, 2), file, index, f"annotator{k}")
+            for name, value in (("instruction", instruction), ("input", extra)):
+                if not isinstance(value, str):
+                    raise DataError(file, index, name, "wrong_type", f"expected a string, got {type(value).__name__}")
+            vote = majority(votes)
             if vote not in (1, 2):
                 out.tie()
                 continue
-            first, second = as_text(r["response1"]), as_text(r["response2"])
+            first, second = as_text(first), as_text(second)
             chosen, rejected = (first, second) if vote == 1 else (second, first)
-            prompt = r["instruction"] + (f"\n\n{r['input']}" if r["input"].strip() else "")
-            out.add(file, index, f"pandalm-{r['idx']}", prompt, chosen, rejected, r["motivation_app"])
+            prompt = instruction + (f"\n\n{extra}" if extra.strip() else "")
+            out.add(file, index, f"pandalm-{idx}", prompt, chosen, rejected, app)
 
 
 def add_gsm8k(folder: Path, out: PairCollector, subset: str | None) -> None:
     for file in files_in(folder, ["example_model_solutions.jsonl"]):
         for line, r in read_jsonl(file):
-            correct = [r[k]["solution"] for k in GSM8K_SOLVERS if r[k]["is_correct"]]
-            wrong = [r[k]["solution"] for k in GSM8K_SOLVERS if not r[k]["is_correct"]]
+            question, *solvers = fields(r, file, line, "question", *GSM8K_SOLVERS)
+            for name, solver in zip(GSM8K_SOLVERS, solvers):
+                solution, ok = fields(solver, file, line, "solution", "is_correct")
+                if not isinstance(ok, bool):
+                    raise DataError(file, line, f"{name}.is_correct", "wrong_type", f"expected true or false, "
+                                    f"got {ok!r}")
+            correct = [s["solution"] for s in solvers if s["is_correct"]]
+            wrong = [s["solution"] for s in solvers if not s["is_correct"]]
             if not correct or not wrong:
                 out.drops["not_both"] += 1
                 continue
-            out.add(file, line, f"gsm8k-{line}", r["question"], correct[0], wrong[0], "gsm8k")
+            out.add(file, line, f"gsm8k-{line}", question, correct[0], wrong[0], "gsm8k")
 
 
 ADAPTERS = {"judgebench": add_judgebench, "llmbar": add_llmbar, "rmbench": add_rmbench, "autoj": add_autoj,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from j1core.data.pairs import DataError, _records
+from j1core.errors import UserError
 
 PAIR_FIELDS = ("id", "prompt", "chosen", "rejected", "source", "category")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -37,12 +38,12 @@ def parse_field_map(spec: str | None) -> dict[str, str]:
     for item in str(spec).split(","):
         target, sep, column = (part.strip() for part in item.partition("="))
         if not sep or not target or not column:
-            raise ValueError(f"--fields: {item.strip()!r} is not FIELD=COLUMN (example: "
+            raise UserError(f"--fields: {item.strip()!r} is not FIELD=COLUMN (example: "
                              "--fields prompt=question,chosen=response_a,rejected=response_b)")
         if target not in PAIR_FIELDS:
-            raise ValueError(f"--fields: {target!r} is not a pair field; fields: {', '.join(PAIR_FIELDS)}")
+            raise UserError(f"--fields: {target!r} is not a pair field; fields: {', '.join(PAIR_FIELDS)}")
         if target in mapping:
-            raise ValueError(f"--fields: {target!r} is mapped twice")
+            raise UserError(f"--fields: {target!r} is mapped twice")
         mapping[target] = column
     return mapping
 
@@ -92,13 +93,13 @@ def iter_records(path, split: str | None = None):
     path = check_local(path)
     if path.is_dir():
         if not is_hf_dataset_dir(path):
-            raise ValueError(f"{path}: a directory must be a saved Hugging Face dataset (Dataset.save_to_disk: "
+            raise UserError(f"{path}: a directory must be a saved Hugging Face dataset (Dataset.save_to_disk: "
                              "dataset_info.json and state.json, or dataset_dict.json)")
         yield from _dataset_dir_records(path, split)
     elif path.suffix == ".parquet":
         yield from _parquet_records(path)
     else:
-        yield from _records(path, path.read_text(encoding="utf-8"))
+        yield from _records(path, path.read_bytes())
 
 
 def _parquet_records(path: Path):
@@ -124,13 +125,13 @@ def _dataset_dir_records(path: Path, split: str | None):
         if split is None:
             split = "train" if "train" in data else (names[0] if len(names) == 1 else None)
             if split is None:
-                raise ValueError(f"{path}: a DatasetDict with splits {', '.join(names)} and no 'train': choose one "
+                raise UserError(f"{path}: a DatasetDict with splits {', '.join(names)} and no 'train': choose one "
                                  "with --data-split")
         if split not in data:
-            raise ValueError(f"{path}: --data-split {split!r} is not a split; splits: {', '.join(names)}")
+            raise UserError(f"{path}: --data-split {split!r} is not a split; splits: {', '.join(names)}")
         data = data[split]
     elif split is not None:
-        raise ValueError(f"{path}: --data-split {split!r} given, but this is a single Dataset without splits")
+        raise UserError(f"{path}: --data-split {split!r} given, but this is a single Dataset without splits")
     for row, record in enumerate(data, start=1):
         yield row, record
 

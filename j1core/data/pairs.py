@@ -5,9 +5,12 @@
 A pair is (id, prompt, chosen, rejected, source, category); the prompt is a string or a conversation, a list
 of {"role", "content"} messages (j1core/data/messages.py). Files are JSONL (one object a line), a JSON
 list, Parquet or a saved Hugging Face dataset (j1core/data/formats.py, which also maps columns with --fields,
-turns integer ids into text and gives a record without a source the file's stem). Every bad record raises a
-DataError that names the file, the line (a row for Parquet and datasets) and the field; with
-skip_invalid=True bad records are skipped instead and one warning sums them up per reason.
+turns integer ids into text and gives a record without a source the file's stem); JSON text is UTF-8 (a
+leading byte-order mark is allowed). Every bad record raises a DataError that names the file, the line (a
+row for Parquet and datasets) and the field; with skip_invalid=True bad records are skipped instead and one
+warning sums them up per reason. A line that is not UTF-8, nested past Python's recursion limit, or holds a
+lone surrogate (e.g. "\ud800", which no UTF-8 text can hold) is a bad record too. A file with no valid pair
+is refused.
 Extra fields in a record are ignored. Blank JSONL lines are allowed.
 
 J1 trains on both orders of every pair, (x, a, b) with gold A and (x, b, a) with gold B: j1core/judge/step.py
@@ -26,10 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from j1core.data.messages import conversation_problem, prompt_key
+from j1core.errors import UserError
 
 REQUIRED_TEXT_FIELDS = ("id", "prompt", "chosen", "rejected", "source")
-REASONS = ("invalid_json", "not_object", "missing_field", "wrong_type", "empty_text", "identical",
-           "duplicate_id")
+REASONS = ("invalid_json", "invalid_utf8", "not_object", "missing_field", "wrong_type", "invalid_text",
+           "empty_text", "identical", "duplicate_id")
 
 
 @dataclass
@@ -45,7 +49,7 @@ class Pair:
         return asdict(self)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A bad record: names the file, the line (1-based) and the field, plus a reason code from REASONS."""
 
     def __init__(self, path, line: int, field: str, reason: str, detail: str):
@@ -61,6 +65,9 @@ def load_pairs(path, skip_invalid: bool = False, fields=None, split=None) -> lis
     pairs, errors = read_pairs(path, fields, split)
     if errors and not skip_invalid:
         raise errors[0]
+    if not pairs:
+        what = f"all {len(errors)} records are invalid, first: {errors[0]}" if errors else "it holds no records"
+        raise UserError(f"{path}: no valid pairs: {what}")
     if errors:
         counts = Counter(e.reason for e in errors)
         summary = ", ".join(f"{reason}={counts[reason]}" for reason in REASONS if counts[reason])
@@ -109,9 +116,13 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
             raise DataError(path, line, field, "wrong_type", f"expected {wanted}, got {_kind(record[field])}")
         if not record[field].strip():
             raise DataError(path, line, field, "empty_text", "empty text")
+        if not is_utf8(record[field]):
+            raise DataError(path, line, field, "invalid_text", "holds a lone surrogate (not valid Unicode text)")
     category = record.get("category")
     if category is not None and not isinstance(category, str):
         raise DataError(path, line, "category", "wrong_type", f"expected a string or null, got {_kind(category)}")
+    if category is not None and not is_utf8(category):
+        raise DataError(path, line, "category", "invalid_text", "holds a lone surrogate (not valid Unicode text)")
     if record["chosen"].strip() == record["rejected"].strip():
         raise DataError(path, line, "rejected", "identical", "identical to 'chosen'")
     prompt = record["prompt"]
@@ -120,24 +131,46 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
     return Pair(record["id"], prompt, record["chosen"], record["rejected"], record["source"], category)
 
 
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _kind(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _records(path: Path, text: str):
-    """Yield (line, decoded record or DataError) for a JSON list or a JSONL file (a .json file that starts
-    with "{" is JSON Lines, as `Dataset.to_json` writes it)."""
-    start = text.lstrip()[:1]
-    if path.suffix != ".jsonl" and (start == "[" or (path.suffix == ".json" and start != "{")):
+def _records(path: Path, raw: bytes):
+    """Yield (line, decoded record or DataError) for a JSON list or a JSONL file (raw bytes; a .json file that
+    starts with "{" is JSON Lines, as `Dataset.to_json` writes it)."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
+    start = raw.lstrip()[:1]
+    if path.suffix != ".jsonl" and (start == b"[" or (path.suffix == ".json" and start != b"{")):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(path, raw.count(b"\n", 0, error.start) + 1, "(file)", "invalid_utf8",
+                            f"not UTF-8 (byte 0x{raw[error.start]:02x})") from None
         yield from _json_list_records(path, text)
         return
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
+    for line, raw_line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = raw_line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield line, DataError(path, line, "(record)", "invalid_utf8",
+                                  f"not UTF-8 (byte 0x{raw_line[error.start]:02x} at column {error.start + 1})")
+            continue
+        if not text.strip():
             continue
         try:
-            yield line, json.loads(raw)
+            yield line, json.loads(text)
         except json.JSONDecodeError as error:
             yield line, DataError(path, line, "(record)", "invalid_json", f"invalid JSON: {error.msg}")
+        except RecursionError:
+            yield line, DataError(path, line, "(record)", "invalid_json", "invalid JSON: nested too deeply")
 
 
 def _json_list_records(path: Path, text: str):
@@ -155,6 +188,9 @@ def _json_list_records(path: Path, text: str):
         except json.JSONDecodeError as error:
             # A broken element of a JSON list cannot be skipped: the rest of the list cannot be resynced.
             raise DataError(path, error.lineno, "(record)", "invalid_json", f"invalid JSON: {error.msg}") from None
+        except RecursionError:
+            raise DataError(path, _line_of(text, pos), "(record)", "invalid_json",
+                            "invalid JSON: nested too deeply") from None
         yield _line_of(text, pos), record
         pos = _skip_space(text, end)
         if text.startswith("]", pos):
@@ -193,7 +229,8 @@ def save_pairs(pairs, path) -> None:
 
 def stable_hash(*parts) -> int:
     """A hash that does not change between runs or machines (unlike Python's hash of a str)."""
-    digest = hashlib.sha256("\x1f".join(str(part) for part in parts).encode("utf-8")).digest()
+    text = "\x1f".join(str(part) for part in parts)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big")
 
 
@@ -204,7 +241,7 @@ def split_pairs(pairs, heldout_fraction: float, seed: int) -> tuple[list[Pair], 
     round(len(pairs) * heldout_fraction) pairs. Both outputs keep the input order.
     """
     if not 0.0 <= heldout_fraction <= 1.0:
-        raise ValueError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
+        raise UserError(f"heldout_fraction must be in [0, 1], got {heldout_fraction}")
     target = round(len(pairs) * heldout_fraction)
     group_sizes = Counter(prompt_key(p.prompt) for p in pairs)
     heldout_prompts, taken = set(), 0
@@ -237,7 +274,7 @@ class PairStream:
 
     def __init__(self, pairs, seed: int = 0):
         if not pairs:
-            raise ValueError("PairStream needs at least one pair")
+            raise UserError("no training pairs to stream (the data is empty or all held out)")
         self.pairs = list(pairs)
         self.seed = seed
         self.epoch = 0
@@ -267,8 +304,13 @@ class PairStream:
 
     def load_state_dict(self, state: dict) -> None:
         if state["num_pairs"] != len(self.pairs) or state["fingerprint"] != fingerprint(self.pairs):
-            raise ValueError(f"PairStream state was saved for other data ({state['num_pairs']} pairs, "
+            raise UserError(f"PairStream state was saved for other data ({state['num_pairs']} pairs, "
                              f"fingerprint {state['fingerprint']}); this stream has {len(self.pairs)} pairs, "
                              f"fingerprint {fingerprint(self.pairs)}")
-        self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
+        epoch, position = state["epoch"], state["position"]
+        if not (isinstance(epoch, int) and isinstance(position, int) and epoch >= 0
+                and 0 <= position <= len(self.pairs)):
+            raise UserError(f"PairStream state: epoch {epoch!r}, position {position!r} is outside the data "
+                            f"({len(self.pairs)} pairs)")
+        self.seed, self.epoch, self.position = state["seed"], epoch, position
         self._order = self._permutation(self.epoch)

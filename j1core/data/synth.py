@@ -28,6 +28,7 @@ from pathlib import Path
 from j1core.data.answer_check import extract_answer, is_correct
 from j1core.data.pairs import Pair, stable_hash
 from j1core.data.synth_inputs import SourceItem, read_instructions, read_problems
+from j1core.errors import UserError
 
 # A pair is near-identical when either measure reaches its threshold (texts lowercased, spaces collapsed):
 NEAR_IDENTICAL_RATIO = 0.9     # difflib.SequenceMatcher ratio of the two responses
@@ -330,9 +331,14 @@ def run_synth(args) -> dict:
     from j1core.model import load_model, pick_device
 
     if args.mode == "noisy" and not args.prompts:
-        raise SystemExit("synth noisy needs --prompts FILE")
+        raise UserError("synth noisy needs --prompts FILE")
     if args.mode == "math" and not args.problems:
-        raise SystemExit("synth math needs --problems FILE")
+        raise UserError("synth math needs --problems FILE")
+    for name in ("limit", "max_new_tokens", "samples", "batch_size", "max_batch_tokens"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
+    if not args.temperature >= 0:
+        raise UserError(f"--temperature: must be >= 0, got {args.temperature}")
     items = read_instructions(args.prompts) if args.mode == "noisy" else read_problems(args.problems)
     items = items[:args.limit] if args.limit is not None else items
     device = str(pick_device(args.device))

@@ -26,6 +26,7 @@ import math
 import time
 from pathlib import Path
 
+from j1core.errors import UserError
 from j1core.eval.evaluate import engine_judge, judge_items, limit_pairs, load_eval_pairs, read_judgments
 from j1core.eval.metrics import compute_report
 
@@ -52,7 +53,7 @@ def heldout_pairs(cfg):
 
     heldout = data_splits(cfg)[1]
     if not heldout:
-        raise ValueError(f"--eval-every: --data {cfg.data} with --heldout-fraction {cfg.heldout_fraction} holds "
+        raise UserError(f"--eval-every: --data {cfg.data} with --heldout-fraction {cfg.heldout_fraction} holds "
                          "no pairs out; give --eval-data FILE or a larger --heldout-fraction")
     return limit_pairs(heldout, cfg.eval_limit, cfg.seed)
 

@@ -19,7 +19,10 @@ the probability of A against B at temperature 1 (the engine's Completion.choice_
 resume point: items are written a chunk at a time and flushed; a rerun with the same --out skips every key
 already there (a truncated last line is cut off) and refuses to mix runs whose settings differ
 (judge_config.json). Each prompt samples from its own seed (run seed, item key), so what it gets does not
-depend on the chunking or on an interruption. Metric definitions: j1core/eval/metrics.py; the report's
+depend on the chunking or on an interruption. A --model path is compared as a path (`DIR/` and `DIR` are one
+model); judge_config.json files written before --dtype and --truncate were part of it count as fp32, uncut.
+Pairs whose judge prompt does not fit the model's context are refused, or cut with --truncate
+(j1core/data/fit.py), before any model call. Metric definitions: j1core/eval/metrics.py; the report's
 files: j1core/eval/report.py. A `--benchmark jsonl` file without labels (prompt, response_a, response_b) is
 judged the same way and gets verdicts and an agreement summary instead of accuracies: j1core/eval/verdicts.py.
 """
@@ -27,14 +30,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from j1core.data.benchmarks import BENCHMARKS, load_benchmark
+from j1core.data.fit import context_length, fit_pairs
 from j1core.data.formats import parse_field_map
 from j1core.data.pairs import load_pairs, stable_hash
+from j1core.errors import UserError
 from j1core.eval.report import build_report, headline_line, write_report
 from j1core.eval.verdicts import is_unlabeled, load_unlabeled, verdicts_line, write_verdicts
 from j1core.judge.prompts import FORMATS, OPEN_THINK
@@ -45,7 +51,10 @@ from j1core.runlog import progress_bar
 SOURCES = BENCHMARKS + ("builtin", "builtin_template", "jsonl")
 # Settings that change what a judgment is; resuming with a different value would mix two evaluations.
 RUN_IDENTITY = ("model", "benchmark", "data", "format", "prompt_style", "samples", "temperature", "top_p",
-                "max_new_tokens", "forced_verdict", "max_think_tokens", "seed", "fields", "data_split")
+                "max_new_tokens", "forced_verdict", "max_think_tokens", "seed", "fields", "data_split", "dtype",
+                "truncate")
+# the value of settings judge_config.json once lacked
+ADDED_DEFAULTS = {"fields": None, "data_split": None, "dtype": "fp32", "truncate": False}
 
 
 def add_judge_args(parser) -> None:
@@ -79,6 +88,9 @@ def add_judge_args(parser) -> None:
                        help="cap the reasoning, force the answer tag, pick A or B from the next-token logits")
     judge.add_argument("--max-think-tokens", type=int, default=0,
                        help="reasoning tokens before the verdict is forced (default: 0)")
+    judge.add_argument("--truncate", action="store_true",
+                       help="cut pairs too long for the model's context (the longest text loses its end) instead "
+                            "of refusing them")
     run = parser.add_argument_group("run")
     run.add_argument("--out", required=True, help="output dir: judgments.jsonl, report.json, report.md")
     run.add_argument("--seed", type=int, default=0, help="sampling, --limit, scored order, bootstrap")
@@ -89,19 +101,26 @@ def add_judge_args(parser) -> None:
 
 
 def check_args(args) -> None:
-    if args.samples < 1:
-        raise ValueError("--samples must be at least 1")
+    """Every judge flag by range, naming the flag (a UserError: one line, exit status 2)."""
+    at_least = {"samples": 1, "max_new_tokens": 1, "max_think_tokens": 0, "seed": 0, "max_batch_tokens": 1,
+                "chunk_size": 1, "bootstrap": 0, "limit": 1}
+    for name, low in at_least.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UserError(f"--{name.replace('_', '-')}: must be >= {low}, got {value}")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UserError(f"--temperature: must be >= 0 (0 = greedy), got {args.temperature}")
+    if not (0 < args.top_p <= 1):
+        raise UserError(f"--top-p: must be in (0, 1], got {args.top_p}")
     if args.samples > 1 and args.temperature == 0:
-        raise ValueError("--samples > 1 needs --temperature > 0: greedy samples are identical")
+        raise UserError("--samples > 1 needs --temperature > 0: greedy samples are identical")
     if args.benchmark == "jsonl" and not args.data:
-        raise ValueError("--benchmark jsonl needs --data PATH (a pairs file)")
+        raise UserError("--benchmark jsonl needs --data PATH (a pairs file)")
     if args.forced_verdict and args.format != "pairwise":  # scores_verdict's verdict follows its scores
-        raise ValueError("--forced-verdict decodes a verdict right after the reasoning: use --format pairwise")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError("--limit must be at least 1")
+        raise UserError("--forced-verdict decodes a verdict right after the reasoning: use --format pairwise")
     parse_field_map(args.fields)
     if (args.fields or args.data_split) and args.benchmark != "jsonl":
-        raise ValueError("--fields and --data-split read a --benchmark jsonl file; an adapter knows its columns")
+        raise UserError("--fields and --data-split read a --benchmark jsonl file; an adapter knows its columns")
 
 
 # ---------------------------------------------------------------- pairs and prompts
@@ -120,7 +139,7 @@ def load_eval_pairs(benchmark: str, data=None, subset=None, limit=None, seed=0, 
     else:
         pairs = load_benchmark(benchmark, data, subset)
     if not pairs:
-        raise ValueError(f"no pairs in benchmark {benchmark!r} (data={data!r}, subset={subset!r})")
+        raise UserError(f"no pairs in benchmark {benchmark!r} (data={data!r}, subset={subset!r})")
     return limit_pairs(pairs, limit, seed)
 
 
@@ -144,15 +163,15 @@ def read_judgments(path: Path) -> list[dict]:
         with open(path, "r+b") as handle:
             handle.truncate(len(raw))
     records = []
-    for line_no, line in enumerate(raw.decode("utf-8").splitlines(), 1):
+    for line_no, line in enumerate(raw.decode("utf-8", errors="replace").split("\n"), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{line_no}: not a JSON judgment record ({err.msg})") from None
+            raise UserError(f"{path}:{line_no}: not a JSON judgment record ({err.msg})") from None
         if not isinstance(record, dict) or "key" not in record:
-            raise ValueError(f"{path}:{line_no}: field 'key' missing from the judgment record")
+            raise UserError(f"{path}:{line_no}: field 'key' missing from the judgment record")
         records.append(record)
     return records
 
@@ -163,15 +182,29 @@ def append_judgments(path: Path, records) -> None:
         handle.flush()
 
 
+def same_setting(name: str, saved, value) -> bool:
+    if saved == value:
+        return True
+    if name in ("model", "data", "prompt_style") and isinstance(saved, str) and isinstance(value, str):
+        return os.path.exists(value) and Path(saved).resolve() == Path(value).resolve()  # DIR/ is DIR
+    return False
+
+
 def check_run_identity(out_dir: Path, identity: dict) -> None:
     """Write judge_config.json, or refuse when the one already in out_dir names different settings."""
     path = out_dir / "judge_config.json"
     if path.is_file():
-        saved = json.loads(path.read_text())
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"{path}: not valid JSON ({err}); use another --out") from None
+        if not isinstance(saved, dict):
+            raise UserError(f"{path}: expected one JSON object; use another --out")
         for name, value in identity.items():
-            if saved.get(name) != value:
-                raise ValueError(f"{path}: field {name!r} is {saved.get(name)!r} but this run has {value!r}; "
-                                 "use another --out, or delete the directory to start over")
+            old = saved.get(name, ADDED_DEFAULTS.get(name))
+            if not same_setting(name, old, value):
+                raise UserError(f"{path}: field {name!r} is {old!r} but this run has {value!r}; "
+                                "use another --out, or delete the directory to start over")
     else:
         path.write_text(json.dumps(identity, indent=1) + "\n")
 
@@ -245,6 +278,10 @@ def run_judge(args) -> dict:
                             args.data_split)
     device = str(pick_device(args.device))
     model, tokenizer = load_model(args.model, dtype=args.dtype, device=device, cache_dir=args.model_cache)
+    completion = args.max_new_tokens if not args.forced_verdict else args.max_think_tokens + 16  # + forced tail
+    pairs = fit_pairs(pairs, tokenizer, args.format, args.prompt_style, context_length(model), completion,
+                      truncate=args.truncate, where=args.data or args.benchmark, drop_flag=None,
+                      kv_budget=args.max_batch_tokens - args.samples * completion)[0]
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
     judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
                          args.max_think_tokens, args.temperature, args.top_p)

@@ -40,7 +40,7 @@ TO_RESPONSE = {"chosen": "a", "rejected": "b", "tie": "tie", None: None}  # metr
 def is_unlabeled(path) -> bool:
     """Whether a pairs file's first record is an unlabeled pair (response_a, and no chosen)."""
     try:
-        for _, record in _records(Path(path), Path(path).read_text(encoding="utf-8")):
+        for _, record in _records(Path(path), Path(path).read_bytes()):
             return isinstance(record, dict) and "response_a" in record and "chosen" not in record
     except (DataError, OSError, UnicodeDecodeError):
         return False  # the labelled loader reports what is wrong
@@ -52,7 +52,7 @@ def load_unlabeled(path) -> list[Pair]:
     bad record raises a DataError naming the file, line and field."""
     path = Path(path)
     pairs, first_line_of_id = [], {}
-    for line, record in _records(path, path.read_text(encoding="utf-8")):
+    for line, record in _records(path, path.read_bytes()):
         if isinstance(record, DataError):
             raise record
         if not isinstance(record, dict):

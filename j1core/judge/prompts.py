@@ -28,6 +28,7 @@ import string
 from pathlib import Path
 
 from j1core.data.messages import transcript
+from j1core.errors import UserError
 from j1core.judge.paper_prompts import PAPER_PLAN_TEMPLATES, PAPER_TEMPLATES, PLACEHOLDERS
 
 FORMATS = ("pairwise", "pairwise_scores", "scores_verdict", "pointwise")
@@ -96,12 +97,15 @@ def user_template(fmt: str, style: str) -> str | None:
         return PAPER_PLAN_TEMPLATES[fmt]
     path = Path(style)
     if not path.is_file():
-        raise ValueError(f"--prompt-style {style!r}: not one of {PROMPT_STYLES} and not a template file")
-    text = path.read_text(encoding="utf-8")
+        raise UserError(f"--prompt-style {style!r}: not one of {PROMPT_STYLES} and not a template file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        found = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except (UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"{path}: not a template ({err}); write literal braces as {{{{ and }}}}") from None
     wanted = PLACEHOLDERS["pairwise" if fmt != "pointwise" else "pointwise"]
-    found = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
     if found != set(wanted):
-        raise ValueError(f"{path}: a {fmt} template needs exactly the placeholders "
+        raise UserError(f"{path}: a {fmt} template needs exactly the placeholders "
                          f"{', '.join('{' + n + '}' for n in wanted)}; it has {sorted(found) or 'none'}")
     return text
 

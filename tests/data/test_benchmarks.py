@@ -185,3 +185,46 @@ def test_shared_gsm8k_chosen_matches_ground_truth():
     agree = [final_answer(p.chosen) == final_answer(rows[p.id]["ground_truth"]) for p in pairs]
     differ = [final_answer(p.rejected) != final_answer(rows[p.id]["ground_truth"]) for p in pairs]
     assert all(agree) and all(differ)
+
+
+# ---------------------------------------------------------------- broken benchmark files (issue 23: cases 9-11)
+
+JB = {"pair_id": "a", "question": "q", "response_A": "ra", "response_B": "rb", "label": "A>B", "source": "s"}
+JB_FILE = "dataset=judgebench,response_model=gpt-x.jsonl"
+
+
+@pytest.mark.parametrize("name, filename, content, match", [
+    ("judgebench", JB_FILE, json.dumps({k: v for k, v in JB.items() if k != "label"}) + "\n",
+     ":1: field 'label': missing"),
+    ("judgebench", JB_FILE, json.dumps(JB) + "\n" + json.dumps(JB)[:-5] + "\n",
+     ":2: field '\\(record\\)': invalid JSON"),
+    ("judgebench", JB_FILE, b'{"pair_id": "\xff"}\n', ":1: field '\\(file\\)': not UTF-8"),
+    ("llmbar", "LLMBar_Natural.json", json.dumps([{"input": "q", "output_2": "b", "label": 1}]),
+     ":1: field 'output_1': missing"),
+    ("llmbar", "LLMBar_Natural.json", json.dumps({"input": "q", "output_1": "a", "output_2": "b", "label": 1}),
+     ":1: field '\\(file\\)': expected a JSON list"),
+    ("llmbar", "LLMBar_Natural.json", '[{"input": "q", "output_1": "a",', ":1: field '\\(file\\)': invalid JSON"),
+    ("llmbar", "LLMBar_Natural.json", json.dumps(["not a record"]), ":1: field '\\(record\\)': expected a JSON object"),
+    ("autoj", "testdata_pairwise.jsonl", json.dumps({"prompt": "q", "response 1": "a", "response 2": "b",
+                                                     "label": 7, "scenario": "s"}) + "\n",
+     ":1: field 'label': expected one of 0, 1, 2, got 7"),
+    ("pandalm", "testset-v1.json", json.dumps([{"idx": 1, "instruction": "q", "input": "", "response1": "a",
+                                                 "response2": "b", "annotator1": 1, "annotator2": 9, "annotator3": 1,
+                                                 "motivation_app": "m"}]),
+     ":1: field 'annotator2': expected one of 0, 1, 2"),
+    ("rmbench", "chat_filtered.json", json.dumps([{"id": 1, "prompt": "q", "chosen": "a", "rejected": ["b"]}]),
+     ":1: field 'chosen': expected a list"),
+    ("gsm8k", "example_model_solutions.jsonl", json.dumps({"question": "q"}) + "\n",
+     ":1: field '175b_verification': missing"),
+])
+def test_broken_benchmark_records_name_file_line_and_field(tmp_path, name, filename, content, match):
+    path = tmp_path / filename
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=re.escape(str(path)) + match):
+        load_benchmark(name, tmp_path)
+
+
+def test_duplicate_judgebench_pair_ids_are_refused(tmp_path):
+    write_jsonl(tmp_path / JB_FILE, [JB, {**JB, "label": "B>A"}])
+    with pytest.raises(ValueError, match=":2: field 'id': pair id 'a' already used at .*gpt-x.jsonl:1"):
+        load_benchmark("judgebench", tmp_path)

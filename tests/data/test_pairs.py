@@ -215,3 +215,67 @@ def test_a_prompt_of_another_type_is_named(tmp_path):
     path = write_jsonl(tmp_path / "p.jsonl", [{**good_record(0), "prompt": {"role": "user"}}])
     with pytest.raises(DataError, match="field 'prompt': expected a string or a list of messages, got dict"):
         load_pairs(path)
+
+
+# ---------------------------------------------------------------- hostile files (issue 23: cases 2-6)
+
+@pytest.mark.parametrize("content", [b"", b"\n \n\t\n", b'{"id": 1}\n[]\n'])
+def test_a_file_without_valid_pairs_is_refused_naming_it(tmp_path, content):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{path}: no valid pairs"):
+        load_pairs(path, skip_invalid=True)
+
+
+def test_a_byte_order_mark_is_allowed(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(good_record(0)) + "\n").encode())
+    assert [p.id for p in load_pairs(path)] == ["r0"]
+    listed = tmp_path / "pairs.json"
+    listed.write_bytes(b"\xef\xbb\xbf" + json.dumps([good_record(1)]).encode())
+    assert [p.id for p in load_pairs(listed)] == ["r1"]
+
+
+def test_a_non_utf8_line_names_file_and_line_and_can_be_skipped(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes((json.dumps(good_record(0)) + "\n").encode() + b'{"id": "\xff"}\n'
+                     + (json.dumps(good_record(2)) + "\n").encode())
+    with pytest.raises(DataError, match=f"{path}:2: field '\\(record\\)': not UTF-8") as info:
+        load_pairs(path)
+    assert info.value.reason == "invalid_utf8"
+    with pytest.warns(UserWarning, match="invalid_utf8=1"):
+        assert [p.id for p in load_pairs(path, skip_invalid=True)] == ["r0", "r2"]
+    listed = tmp_path / "pairs.json"
+    listed.write_bytes(b'[\n{"id": "\xff"}]')
+    with pytest.raises(DataError, match=f"{listed}:2: .*not UTF-8"):
+        load_pairs(listed)
+
+
+def test_a_lone_surrogate_is_a_bad_record_not_a_crash(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    bad = {**good_record(1), "chosen": "\\ud800 yes"}
+    path.write_text(json.dumps(good_record(0)) + "\n" + json.dumps(bad).replace("\\\\ud800", "\\ud800") + "\n")
+    with pytest.raises(DataError, match=":2: field 'chosen': holds a lone surrogate"):
+        load_pairs(path)
+    with pytest.warns(UserWarning, match="invalid_text=1"):
+        assert [p.id for p in load_pairs(path, skip_invalid=True)] == ["r0"]
+
+
+def test_deep_nesting_is_a_bad_record(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(good_record(0)) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match=":2: .*nested too deeply"):
+        load_pairs(path)
+    with pytest.warns(UserWarning, match="invalid_json=1"):
+        assert len(load_pairs(path, skip_invalid=True)) == 1
+    listed = tmp_path / "pairs.json"
+    listed.write_text("[" + "[" * 100_000 + "]" * 100_000 + "]")
+    with pytest.raises(DataError, match="nested too deeply"):
+        load_pairs(listed)
+
+
+def test_pair_stream_refuses_a_cursor_past_the_end():
+    stream = PairStream(make_pairs(4), seed=0)
+    state = {**stream.state_dict(), "position": 9}
+    with pytest.raises(ValueError, match="position 9 is outside the data \\(4 pairs\\)"):
+        PairStream(make_pairs(4), seed=0).load_state_dict(state)

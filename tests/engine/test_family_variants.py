@@ -118,7 +118,7 @@ def test_variant_decodes_like_hf(name, tokenizer, tmp_path):
                                        teacher_forced_logprobs(model, prompt, sample.token_ids), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["llama3.1-untied-kv1-headdim-bias", "qwen2.5-untied-kv1-yarn-legacy",
+@pytest.mark.parametrize("name", ["llama3.2-tied-kv=heads", "qwen2.5-untied-kv1-yarn-legacy",
                                   "qwen2-sliding", "mistral-sw-small", "gemma3-1b-like"])
 def test_variant_trains_one_step_with_reasoning(name, tokenizer, tmp_path):
     """Judge prompts are hundreds of tokens: the windowed variants pass their windows in training too."""
@@ -131,3 +131,15 @@ def test_variant_trains_one_step_with_reasoning(name, tokenizer, tmp_path):
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 1 and metrics[0]["skipped"] == 0
     assert torch.isfinite(torch.tensor(metrics[0]["loss"])) and metrics[0]["kl"] >= 0
+
+
+def test_a_context_too_short_for_the_judge_prompts_is_refused_before_training(tokenizer, tmp_path):
+    """llama3.1-untied-kv1-headdim-bias has 64 positions: hundreds of prompt tokens cannot be judged in it."""
+    from j1core.errors import UserError
+
+    cfg = TrainConfig(max_steps=1, pairs_per_step=2, group_size=2, max_new_tokens=6, max_think_tokens=4,
+                      forced_verdict=True, output=str(tmp_path / "run"), progress=False)
+    policy, tokenizer = saved_and_loaded("llama3.1-untied-kv1-headdim-bias", tokenizer, tmp_path / "model")
+    with pytest.raises(UserError, match="context \\(64 tokens\\)"):
+        Trainer(cfg, policy=policy, tokenizer=tokenizer, pairs=builtin_pairs("train")[:8])
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -149,6 +149,35 @@ def test_resume_refuses_other_settings(tmp_path):
         check_run_identity(tmp_path, {"model": "m", "format": "pointwise"})
 
 
+def test_resume_with_another_dtype_is_refused_and_a_trailing_slash_is_the_same_model(tmp_path):
+    """Issue 23, cases 20 and 21: --dtype is part of the run's identity; DIR/ and DIR are one model."""
+    model = tmp_path / "model"
+    model.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    check_run_identity(out, {"model": str(model), "dtype": "fp32"})
+    check_run_identity(out, {"model": f"{model}/", "dtype": "fp32"})
+    with pytest.raises(ValueError, match="field 'dtype' is 'fp32' but this run has 'bf16'"):
+        check_run_identity(out, {"model": str(model), "dtype": "bf16"})
+
+
+def test_a_judge_config_from_before_dtype_counts_as_fp32(tmp_path):
+    (tmp_path / "judge_config.json").write_text('{"model": "m"}')
+    check_run_identity(tmp_path, {"model": "m", "dtype": "fp32", "truncate": False})
+    with pytest.raises(ValueError, match="field 'dtype'"):
+        check_run_identity(tmp_path, {"model": "m", "dtype": "bf16"})
+
+
+@pytest.mark.parametrize("flags, name", [(("--temperature", -1), "--temperature"), (("--top-p", 0), "--top-p"),
+                                         (("--top-p", 1.5), "--top-p"), (("--max-new-tokens", 0), "--max-new-tokens"),
+                                         (("--max-think-tokens", -1), "--max-think-tokens"),
+                                         (("--chunk-size", 0), "--chunk-size"), (("--seed", -1), "--seed"),
+                                         (("--bootstrap", -1), "--bootstrap"), (("--limit", 0), "--limit")])
+def test_out_of_range_judge_flags_name_the_flag(flags, name):
+    with pytest.raises(ValueError, match=name):
+        check_args(parse("--model", "m", "--benchmark", "llmbar", "--out", "o", *flags))
+
+
 def test_argument_checks():
     with pytest.raises(ValueError, match="--temperature"):
         check_args(parse("--model", "m", "--benchmark", "llmbar", "--out", "o", "--samples", 4))

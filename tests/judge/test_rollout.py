@@ -56,7 +56,8 @@ def test_prefilled_suffix_gives_the_letter_distribution_of_the_decoded_one(setup
     suffix = tokenizer(forced_suffix("pairwise"), add_special_tokens=False)["input_ids"]
     letters = [tokenizer.convert_tokens_to_ids(x) for x in "AB"]
     engine = RolloutEngine(model, tokenizer)
-    cfg = TrainConfig(group_size=2, max_think_tokens=0, forced_verdict=True, temperature=0.0)
+    cfg = TrainConfig(group_size=2, max_think_tokens=0, forced_verdict=True)
+    cfg.temperature = 0.0  # greedy: fine for sampling, refused by the trainer's flags (log-probs divide by it)
     prefilled = generate_judgments(engine, tokenizer, prompts, cfg, step=0)
     decoded = engine.generate([p.ids for p in prompts], n=2, max_new_tokens=0, temperature=0.0,
                               forced_suffix=suffix, choice_ids=letters)
