@@ -28,9 +28,7 @@ processes the times are not meaningful.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # noqa: E402
 from machine import header, measure_peaks, write_result  # noqa: E402
-from vllm_runner import TAG  # noqa: E402
+from vllm_env import VLLMProcess  # noqa: E402
 
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
 from j1core.judge.prompts import judge_prompt_ids  # noqa: E402
@@ -145,42 +143,21 @@ class Engine:
 
 
 class VLLM:
-    """A bench/vllm_runner.py process in the vLLM environment, one model / dtype, kept for the whole bench."""
+    """vLLM's CPU build at one dtype, in its own process for the whole bench (bench/vllm_env.VLLMProcess)."""
 
     def __init__(self, python, model_dir, dtype, threads, log_dir):
         self.dtype = dtype
-        config = {"model": str(model_dir), "dtype": dtype, "threads": threads, "seed": SEED, "max_model_len": 2048,
-                  "kv_space_gb": 4}
-        self.log = open(Path(log_dir) / f"vllm-{dtype}.log", "w")  # noqa: SIM115 - open for the process's life
-        self.proc = subprocess.Popen([str(python), str(Path(__file__).parent / "vllm_runner.py"), json.dumps(config)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.info = self.read()
-
-    def read(self):
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                self.log.flush()
-                tail = Path(self.log.name).read_text()[-3000:]
-                raise RuntimeError(f"vLLM runner ({self.dtype}) exited:\n{tail}")
-            if line.startswith(TAG):
-                return json.loads(line[len(TAG):])
-
-    def request(self, **req):
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
+        self.proc = VLLMProcess(python, model_dir, dtype, threads, log_dir, seed=SEED)
+        self.info = self.proc.info
 
     def __call__(self, prompts, lengths, full):
         per_sample = full and len({x for row in lengths for x in row}) > 1
         max_tokens = lengths if per_sample else (lengths[0][0] if full else 1)
-        out = self.request(prompts=prompts, n=len(lengths[0]), max_tokens=max_tokens, temperature=1.0)
+        out = self.proc.request(prompts=prompts, n=len(lengths[0]), max_tokens=max_tokens, temperature=1.0)
         return [[len(t) for t in group] for group in out["token_ids"]]
 
     def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=120)
-        self.log.close()
+        self.proc.close()
 
 
 # ---- the bench ---------------------------------------------------------------------------------------------

