@@ -1,8 +1,8 @@
 """Judgments per second on LLMBar-length pairwise prompts: j1's evaluation path against vLLM's CPU build.
 
     python bench/judge.py --quick            # 4 pairs (8 judgments), one round (minutes: vLLM's start-up dominates)
-    python bench/judge.py                    # 16 pairs, 2 alternating rounds, writes bench/results/judge.md
-    python bench/judge.py --pairs 100        # all of LLMBar Natural
+    python bench/judge.py                    # 8 pairs, 1 round (make bench's size), writes bench/results/judge.md
+    python bench/judge.py --pairs 100 --repeats 3 --vllm-dtypes float32,bfloat16   # all of LLMBar Natural
 
 What one judgment is (forced verdict, no reasoning, greedy): the chat-templated pairwise prompt with the forced
 suffix "</think>\\n<answer>[[" appended, one prefill, and the letter chosen between A and B from the last
@@ -11,8 +11,9 @@ position's logits.
   j1core.judge.step.build_prompts (both orders of each pair), judged by j1core.eval.evaluate.engine_judge on a
   RolloutEngine, in evaluation's chunks of --chunk-size prompts;
 - vLLM: the same token ids (prompt + suffix), all in one generate call, max_tokens = 1, temperature 0,
-  allowed_token_ids = the ids of A and B, at float32 and bfloat16 (bench/vllm_env.py, bench/vllm_runner.py),
-  prefix cache emptied before each call.
+  allowed_token_ids = the ids of A and B (bench/vllm_env.py, bench/vllm_runner.py), prefix cache emptied
+  before each call; by default at vLLM's best dtype for this CPU (bfloat16 where the CPU has bf16 matrix
+  instructions, avx512_bf16 or amx_bf16, else float32: what bench/rollout.py measures), --vllm-dtypes for both.
 Prompts: LLMBar Natural pairs from ../shared/data/LLMBar when present (the first --pairs in file order), else
 synthetic pairs whose prompt lengths follow a log-normal fitted to LLMBar Natural's (median 246 tokens, range
 162-1,046 with SmolLM2's tokenizer). The table gives judgments/s (median over --repeats alternating rounds, after
@@ -34,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import header, measure_peaks, write_result  # noqa: E402
+from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
 from vllm_env import VLLMProcess  # noqa: E402
 
 from j1core.data.pairs import Pair  # noqa: E402
@@ -77,17 +78,21 @@ def synthetic_pairs(tokenizer, count: int, seed: int = 0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 pairs, one round")
-    parser.add_argument("--pairs", type=int, default=None, help="pairs judged (2 judgments each; default 16)")
+    parser.add_argument("--pairs", type=int, default=None, help="pairs judged (2 judgments each; default 8)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=None, help="alternating rounds (default 2, quick 1)")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating rounds after the warm-up (default 1)")
     parser.add_argument("--chunk-size", type=int, default=32, help="evaluation's prompts per engine call")
-    parser.add_argument("--vllm-dtypes", default="float32,bfloat16", help="comma list; empty: no vLLM rows")
+    parser.add_argument("--vllm-dtypes", default=None,
+                        help="comma list of float32,bfloat16 (default: the CPU's best); empty: no vLLM rows")
     parser.add_argument("--synthetic", action="store_true", help="synthetic prompts even when LLMBar is present")
     parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/judge.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    count = args.pairs or (4 if args.quick else 16)
-    repeats = args.repeats or (1 if args.quick else 2)
+    count = args.pairs or (4 if args.quick else 8)
+    repeats = args.repeats
+    if args.vllm_dtypes is None:
+        flags = cpu_model_and_flags()[1]
+        args.vllm_dtypes = "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
 
     peaks = measure_peaks()
     model, tokenizer = load_model(SMOLLM2_ALIAS)

@@ -1,8 +1,8 @@
 """Benchmark of the log-prob kernels: time and peak extra memory of j1's paths against the peers' chunked ones.
 
     python bench/logprob.py --quick        # SmolLM2 sizes, N = 1,024 only (about a minute on 2 CPU cores)
-    python bench/logprob.py                # SmolLM2 at N = 1,024 / 4,096, Llama-3-8B (H=4,096, V=128,256) at N = 256
-    python bench/logprob.py --full         # + SmolLM2 at N = 16,384 and Llama-3-8B at N = 1,024
+    python bench/logprob.py                # make bench: SmolLM2 N = 1,024, Llama-3-8B (H=4,096, V=128,256) N = 128
+    python bench/logprob.py --full         # SmolLM2 at N = 1,024 / 4,096 / 16,384, Llama-3-8B at N = 128 / 1,024
 
 Paths: "naive" (full logits, log_softmax, gather: j1's reference), "chunked" (j1's fused_linear_logprob, impl
 chunked), "trl" (TRL 1.16's ChunkedLogProbFunction from trl.kernels.chunked_logprob, the function its
@@ -44,10 +44,10 @@ SMOLLM2, LLAMA3_8B = (576, 49_152), (4_096, 128_256)
 def cases(quick: bool, full: bool = False):
     if quick:
         return [("SmolLM2", *SMOLLM2, 1_024)]
-    sizes = [("SmolLM2", *SMOLLM2, 1_024), ("SmolLM2", *SMOLLM2, 4_096)]
     if full:
-        return sizes + [("SmolLM2", *SMOLLM2, 16_384), ("Llama-3-8B", *LLAMA3_8B, 1_024)]
-    return sizes + [("Llama-3-8B", *LLAMA3_8B, 256)]
+        return [("SmolLM2", *SMOLLM2, n) for n in (1_024, 4_096, 16_384)] + \
+            [("Llama-3-8B", *LLAMA3_8B, n) for n in (128, 1_024)]
+    return [("SmolLM2", *SMOLLM2, 1_024), ("Llama-3-8B", *LLAMA3_8B, 128)]
 
 
 def make_inputs(n, h, v, dtype, device, seed=0):
@@ -235,7 +235,7 @@ def check_paths(paths, dtype, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="SmolLM2 sizes at N = 1,024 only")
-    parser.add_argument("--full", action="store_true", help="+ SmolLM2 N = 16,384 and Llama-3-8B N = 1,024")
+    parser.add_argument("--full", action="store_true", help="SmolLM2 N = 1,024-16,384, Llama-3-8B N = 128 and 1,024")
     parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/logprob.md")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 (default: float32 on CPU, bf16 on GPU)")
