@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
-from vllm_env import VLLMProcess  # noqa: E402
+from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
 
 from j1core.data.pairs import Pair  # noqa: E402
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
@@ -125,7 +125,9 @@ def main():
                 python = ensure_vllm_python()
             for dtype in dtypes:
                 print(f"starting vLLM ({dtype}) ...", flush=True)
-                proc = VLLMProcess(python, resolve_model_path(SMOLLM2_ALIAS), dtype, args.threads, logs)
+                kv_gb = kv_space_gb(model.config, len(items), max(len(it.ids) for it in items) + len(suffix) + 1, dtype)
+                proc = VLLMProcess(python, resolve_model_path(SMOLLM2_ALIAS), dtype, args.threads, logs,
+                                   kv_space_gb=kv_gb)
                 procs.append(proc)
                 info = proc.info
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # noqa: E402
 from machine import header, measure_peaks, write_result  # noqa: E402
-from vllm_env import VLLMProcess  # noqa: E402
+from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
 
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
 from j1core.judge.prompts import judge_prompt_ids  # noqa: E402
@@ -96,9 +96,12 @@ class HFGenerate:
         batch = tok.pad({"input_ids": prompts}, return_tensors="pt")
         width = batch["input_ids"].shape[1]
         new = max(max(row) for row in lengths) if full else 1
-        processors = [ForceLengths(lengths, width, self.eos_ids, tok.eos_token_id)] if full else []
+        # One length for all: HF's own min_new_tokens; else the per-row ban / force of the eos token.
+        processors = [ForceLengths(lengths, width, self.eos_ids, tok.eos_token_id)] if full and not same(lengths) \
+            else []
         kwargs = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new,
-                      pad_token_id=tok.pad_token_id, eos_token_id=self.eos_ids, logits_processor=processors)
+                      min_new_tokens=new if full and same(lengths) else 0, pad_token_id=tok.pad_token_id,
+                      eos_token_id=self.eos_ids, logits_processor=processors)
         torch.manual_seed(SEED)
         with torch.inference_mode():
             if not self.shared:
@@ -115,6 +118,10 @@ class HFGenerate:
         new_ids = out[:, width:].tolist()
         counts = [hf_length(row, self.eos_ids, tok.pad_token_id) for row in new_ids]
         return [counts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def same(lengths) -> bool:
+    return len({x for row in lengths for x in row}) == 1
 
 
 def hf_length(row, eos_ids, pad_id) -> int:
@@ -135,8 +142,10 @@ class Engine:
 
     def __call__(self, prompts, lengths, full):
         n = len(lengths[0])
-        if not full:
-            out = self.engine.generate(prompts, n=n, max_new_tokens=1, temperature=1.0, seed=SEED)
+        if not full or same(lengths):  # one length for all: the engine's own min_new_tokens
+            new = lengths[0][0] if full else 1
+            out = self.engine.generate(prompts, n=n, max_new_tokens=new, min_new_tokens=new, temperature=1.0,
+                                       seed=SEED)
         else:
             with force_engine_lengths(lengths, SEED, self.eos_ids, self.force_id):
                 out = self.engine.generate(prompts, n=n, max_new_tokens=max(max(row) for row in lengths),
@@ -147,13 +156,13 @@ class Engine:
 class VLLM:
     """vLLM's CPU build at one dtype, in its own process for the whole bench (bench/vllm_env.VLLMProcess)."""
 
-    def __init__(self, python, model_dir, dtype, threads, log_dir):
+    def __init__(self, python, model_dir, dtype, threads, log_dir, kv_gb):
         self.dtype = dtype
-        self.proc = VLLMProcess(python, model_dir, dtype, threads, log_dir, seed=SEED)
+        self.proc = VLLMProcess(python, model_dir, dtype, threads, log_dir, seed=SEED, kv_space_gb=kv_gb)
         self.info = self.proc.info
 
     def __call__(self, prompts, lengths, full):
-        per_sample = full and len({x for row in lengths for x in row}) > 1
+        per_sample = full and not same(lengths)
         max_tokens = lengths if per_sample else (lengths[0][0] if full else 1)
         out = self.proc.request(prompts=prompts, n=len(lengths[0]), max_tokens=max_tokens, temperature=1.0)
         return [[len(t) for t in group] for group in out["token_ids"]]
@@ -261,8 +270,10 @@ def main():
                 python = ensure_vllm_python()
                 for dtype in dtypes:
                     print(f"starting vLLM ({dtype}) ...", flush=True)
+                    longest = max(len(p) for p in prompts) + max(x for s in wanted for row in shapes[s] for x in row)
+                    kv_gb = kv_space_gb(model.config, len(prompts) * n, longest, dtype)
                     vllms[f"vLLM {dtype}"] = VLLM(python, resolve_model_path(SMOLLM2_ALIAS), dtype, args.threads,
-                                                  logs)
+                                                  logs, kv_gb)
                     info = vllms[f"vLLM {dtype}"].info
             everyone = {**generators, **vllms, **engines}
             for run in everyone.values():  # warm-up

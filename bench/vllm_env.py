@@ -13,6 +13,7 @@ JSON lines over a pipe (its request and reply fields are in that file's docstrin
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -64,6 +65,16 @@ def ensure_vllm_python() -> Path:
     return python
 
 
+def kv_space_gb(config, sequences: int, tokens: int, dtype: str) -> int:
+    """GiB of KV cache that holds `sequences` sequences of `tokens` tokens at once (+30%, at least 1): what vLLM's
+    CPU backend is given, so it never has to queue or preempt a bench batch, and no more (two vLLM processes
+    at 4 GiB each did not fit beside the rest on a 24 GiB machine)."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * (4 if dtype == "float32" else 2)
+    return max(1, math.ceil(1.3 * sequences * tokens * per_token / 2**30))
+
+
 class VLLMProcess:
     """bench/vllm_runner.py running in the vLLM interpreter: one model at one dtype, loaded once. Its log
     (vLLM's own output) goes to <log_dir>/vllm-<dtype>.log and its tail into the error when it exits."""
@@ -87,7 +98,10 @@ class VLLMProcess:
             line = self.proc.stdout.readline()
             if not line:
                 self.log.flush()
-                raise RuntimeError(f"vLLM runner ({self.dtype}) exited:\n{self.log_path.read_text()[-3000:]}")
+                code = self.proc.wait()
+                why = " (killed: out of memory?)" if code == -9 else ""
+                raise RuntimeError(f"vLLM runner ({self.dtype}) exited with status {code}{why}; the end of its log:\n"
+                                   f"{self.log_path.read_text()[-3000:]}")
             if line.startswith(self.tag):
                 return json.loads(line[len(self.tag):])
 
