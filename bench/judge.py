@@ -104,7 +104,7 @@ def main():
     prompt_tokens = sum(len(it.ids) + len(suffix) for it in items)
 
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=65536)  # evaluation's default budget
-    j1 = engine_judge(engine, tokenizer, "pairwise", True, 0, 0, 0.0, 1.0)
+    j1 = engine_judge(engine, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)  # generate.py judge's defaults
 
     def run_j1():
         verdicts = []
@@ -136,7 +136,7 @@ def main():
                                        temperature=0.0, allowed_token_ids=letters)
                     return ["A" if g[0][0] == letters[0] else "B" for g in out["token_ids"]]
                 sides[f"vLLM {dtype} (prefill + 1 token among A/B)"] = (dtype, run_vllm)
-            run_j1_small = engine_judge(engine, tokenizer, "pairwise", True, 0, 0, 0.0, 1.0)
+            run_j1_small = engine_judge(engine, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)
             run_j1_small(items[:2], 1, 0)  # warm-up
             for _, (_, run) in sides.items():
                 if run is not run_j1:
