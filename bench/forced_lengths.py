@@ -13,7 +13,8 @@ generator produces exactly those counts:
   The engine drops finished rows from its batch, so a row is recognised by its sampling uniforms: row (i, j)
   draws from its own seeded stream (j1core.engine.rollout.sample_uniforms), so the uniform a row receives at
   step t names the row. The eos then ends the sample exactly as a sampled eos would.
-Each generator's output lengths are checked against the drawn ones after every call.
+Each generator's output lengths are checked against the drawn ones after every call. Where all samples have
+one length (the judge shape), bench/rollout.py uses each generator's own min_new_tokens instead.
 """
 from __future__ import annotations
 
