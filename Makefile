@@ -23,8 +23,8 @@ bench: install
 	$(PY) bench/logprob.py
 	$(PY) bench/rollout.py
 	$(PY) bench/judge.py
-	$(PY) bench/grpo_step.py --prompts 4 --steps 1
-	$(PY) bench/grpo_step.py --shape reasoning --prompts 2 --steps 1 --sides j1,trl
+	$(PY) bench/grpo_step.py --prompts 2 --steps 1
+	$(PY) bench/grpo_step.py --shape reasoning --prompts 2 --G 2 --steps 1 --sides j1,trl
 	$(PY) bench/checkpointing.py
 
 # The default run, then the base and the trained judge on the built-in held-out split, side by side.
