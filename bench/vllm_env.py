@@ -58,8 +58,11 @@ def ensure_vllm_python() -> Path:
           file=sys.stderr, flush=True)
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
     python = VENV_DIR / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", VLLM_REQUIREMENT,
-                    "--extra-index-url", "https://download.pytorch.org/whl/cpu"], check=True)
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", VLLM_REQUIREMENT,
+                           "--extra-index-url", "https://download.pytorch.org/whl/cpu"], check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{VENV_DIR}: pip could not install {VLLM_REQUIREMENT} (status {done.returncode}); set "
+                         f"{ENV_VAR} to an interpreter that has it, or pass --vllm-dtypes '' for no vLLM rows")
     if imports_vllm(python) is None:
         raise SystemExit(f"{VENV_DIR}: {VLLM_REQUIREMENT} installed but `import vllm` fails")
     return python
