@@ -133,10 +133,9 @@ def hf_length(row, eos_ids, pad_id) -> int:
 
 
 class Engine:
-    dtype = "float32"
-
     def __init__(self, model, tokenizer, packed: bool):
         self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 22, packed=packed)
+        self.dtype = str(self.engine.decoder.dtype).removeprefix("torch.")  # the dtype the engine computes in
         self.eos_ids, self.force_id = self.engine.eos_ids, tokenizer.eos_token_id
         self.packed = self.engine.decoder.packed
 
