@@ -21,7 +21,9 @@ new token (its prefill: for HF generate that is prompts x n rows, for the others
 the full call; decode = full - prefill. Rates: new tokens / full seconds; decode tok/s = (new tokens - samples)
 / decode seconds; prefill tok/s = unique prompt tokens / prefill seconds. "% peak" is the rate of the weights'
 matrix products (2 x linear parameters x tokens; attention FLOPs not counted) as a fraction of this CPU's GEMM
-rate measured at the start (bench/machine.py) in the generator's dtype.
+rate measured at the start (bench/machine.py) in the generator's dtype. Prefill tok/s counts every prompt's
+tokens, also the prefix a pair's two orders share, which the engine (and vLLM's prefix cache) computes once:
+its "% peak" is an effective rate and can pass 100%; a GEMM rate measured on a busy machine is low as well.
 vLLM runs in its own environment (bench/vllm_env.py) and process (bench/vllm_runner.py), one process per dtype,
 pinned to cores 0..threads-1, prefix caching on (its way of sharing a prompt's KV among samples), emptied
 before every call. Threads: --threads (default 2) for every generator. On a machine shared with other busy
