@@ -17,10 +17,14 @@ train: install
 test: install
 	$(PY) -m pytest tests
 
+# Tables with the machine's CPU, threads and versions go to bench/results/ (docs/benchmarks.md). vLLM runs from
+# its own environment: bench/.venv-vllm, created on first use, or J1_VLLM_PYTHON=/path/to/python.
 bench: install
 	$(PY) bench/logprob.py
 	$(PY) bench/rollout.py
-	$(PY) bench/grpo_step.py
+	$(PY) bench/judge.py
+	$(PY) bench/grpo_step.py --prompts 2 --steps 1
+	$(PY) bench/grpo_step.py --shape reasoning --prompts 2 --G 2 --steps 1 --sides j1,trl
 	$(PY) bench/checkpointing.py
 
 # The default run, then the base and the trained judge side by side on both built-in held-out splits:

@@ -1,6 +1,17 @@
 """End-to-end GRPO step speed: j1's Trainer against TRL's GRPOTrainer, same model, prompts and work, one run.
 
-    python bench/grpo_step.py [--prompts 8 --G 4 --new-tokens 64 --steps 3 --warmup 1 --device cpu]
+    python bench/grpo_step.py --quick                    # smoke run: 2 prompts x G=2, 8 tokens, 1 step (minutes)
+    python bench/grpo_step.py                            # judge shape: exactly 64 new tokens
+    python bench/grpo_step.py --shape reasoning          # up to 512 new tokens, eos allowed
+    python bench/grpo_step.py [--prompts 8 --G 4 --new-tokens 64 --steps 2 --warmup 1 --device cpu]
+
+Sides (each its own process, one after the other): "j1" (its Trainer); "trl" (TRL's GRPOTrainer as its
+documentation recommends for this shape on CPU, see bench/trl_side.py); "trl-skip-prompt" (the same with the
+LM head scoring completion positions only, forced on: TRL does it only on Triton devices); opt-in "trl-cb"
+(transformers' continuous-batching generation). Shapes: "judge" = exactly --new-tokens tokens (eos banned
+until then); "reasoning" = up to 512 new tokens with eos allowed, so samples end at their own lengths (both
+sides sample the same model at temperature 1, so the lengths follow the same distribution but are not the
+same samples: compare s per 1k new tokens there). Results go to bench/results/grpo_step-<shape>.md.
 
 Both sides train the same float32 model (default: the bundled SmolLM2-135M-Instruct, handed to TRL as its
 cached HF directory) on the same pairwise judge prompts (built-in pairs, both orders, chat-templated by
@@ -46,17 +57,28 @@ def parse_args(argv=None):
     parser.add_argument("--model", default="smollm2-135m-instruct", help="local HF directory or the bundled alias")
     parser.add_argument("--prompts", type=int, default=8, help="prompts per step (pairs x 2 orders; even)")
     parser.add_argument("--G", type=int, default=4, help="completions per prompt")
-    parser.add_argument("--new-tokens", type=int, default=64, help="exact completion length")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (median reported)")
+    parser.add_argument("--shape", default="judge", choices=("judge", "reasoning"),
+                        help="judge: exactly --new-tokens (default 64); reasoning: up to --new-tokens (default 512)")
+    parser.add_argument("--quick", action="store_true", help="2 prompts x G=2, 8 (reasoning: 32) tokens, 1 step")
+    parser.add_argument("--new-tokens", type=int, default=None, help="completion length (judge: exact)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps (median reported)")
+    parser.add_argument("--no-write", action="store_true", help="print only, no bench/results file")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--micro-batch", type=int, default=8, help="rows per reference / policy forward")
     parser.add_argument("--beta", type=float, default=0.01)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sides", default=None, help="comma list of j1,trl,trl-vllm (default: all that apply)")
+    parser.add_argument("--sides", default=None,
+                        help="comma list of j1,trl,trl-skip-prompt,trl-cb,trl-vllm (default: j1,trl,trl-skip-prompt)")
     parser.add_argument("--side", help=argparse.SUPPRESS)    # internal: run one side in this process
     parser.add_argument("--result", help=argparse.SUPPRESS)  # internal: where that side writes its JSON
     args = parser.parse_args(argv)
+    if args.quick:
+        args.prompts, args.G, args.steps, args.warmup = 2, 2, 1, 1
+        args.micro_batch = min(args.micro_batch, 4)
+        args.new_tokens = args.new_tokens or (8 if args.shape == "judge" else 32)
+    args.new_tokens = args.new_tokens or (64 if args.shape == "judge" else 512)
+    args.min_new_tokens = args.new_tokens if args.shape == "judge" else 0
     if args.prompts < 2 or args.prompts % 2:
         parser.error("--prompts must be even: each pair gives its two orders")
     return args
@@ -97,7 +119,7 @@ def run_j1(args, output_dir) -> dict:
     from j1core.trainer import Trainer
 
     cfg = TrainConfig(model=str(model_dir(args.model)), device=args.device, pairs_per_step=args.prompts // 2,
-                      group_size=args.G, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens,
+                      group_size=args.G, max_new_tokens=args.new_tokens, min_new_tokens=args.min_new_tokens,
                       forced_verdict=False, reward="correct",
                       beta=args.beta, updates_per_batch=1, micro_batch_size=args.micro_batch, lr=1e-5,
                       warmup_steps=0, max_steps=args.warmup + args.steps, output=str(output_dir), progress=False,
@@ -131,7 +153,8 @@ def run_side(args):
             tokenizer = AutoTokenizer.from_pretrained(model_dir(args.model))
             rows = prompt_rows(tokenizer, bench_pairs(args))
             texts, ids, golds = (list(column) for column in zip(*rows))
-            out = run_trl(model_dir(args.model), texts, ids, golds, args, tmp, use_vllm=args.side == "trl-vllm")
+            out = run_trl(model_dir(args.model), texts, ids, golds, args, tmp, use_vllm=args.side == "trl-vllm",
+                          variant=args.side)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if torch.cuda.is_available() and args.device.startswith("cuda"):
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -142,7 +165,7 @@ def run_side(args):
 def default_sides(args) -> list[str]:
     import importlib.util
 
-    sides = ["j1", "trl"]
+    sides = ["j1", "trl", "trl-skip-prompt"]
     if args.device.startswith("cuda") and importlib.util.find_spec("vllm") is not None:
         sides.append("trl-vllm")
     return sides
@@ -163,33 +186,45 @@ def summarize(out: dict, warmup: int) -> dict:
     return summary
 
 
-def print_table(results: dict, args):
-    print(f"\nGRPO step, {Path(model_dir(args.model)).name}, float32, {args.device}, "
-          f"{results[next(iter(results))]['threads']} threads: {args.prompts} prompts x G={args.G} x "
-          f"{args.new_tokens} new tokens, beta {args.beta}, micro-batch {args.micro_batch}; "
-          f"median of {args.steps} steps after {args.warmup} warm-up\n")
-    head = "| side | s/step (min-max) | " + " | ".join(name for _, name in COLUMNS) + \
+def print_table(results: dict, args) -> str:
+    """Print the markdown table and return it."""
+    lines = []
+    length = f"exactly {args.new_tokens}" if args.min_new_tokens else f"up to {args.new_tokens} (eos allowed)"
+    lines.append(f"\nGRPO step, {Path(model_dir(args.model)).name}, float32, {args.device}, "
+                 f"{results[next(iter(results))]['threads']} threads, shape {args.shape}: {args.prompts} prompts x "
+                 f"G={args.G} x {length} new tokens, beta {args.beta}, micro-batch {args.micro_batch}; "
+                 f"median of {args.steps} steps after {args.warmup} warm-up\n")
+    head = "| side | s/step (min-max) | s/completion | s per 1k new tokens | " + \
+        " | ".join(name for _, name in COLUMNS) + \
         " | new tokens | peak RSS (MB) |" + (" peak GPU (MB) |" if args.device.startswith("cuda") else "")
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
+    lines.append(head)
+    lines.append("|" + "---|" * (head.count("|") - 1))
+    completions = args.prompts * args.G
     for side, s in results.items():
-        cells = [f"{s['step_seconds']:.1f} ({s['step_min']:.1f}-{s['step_max']:.1f})"]
+        cells = [f"{s['step_seconds']:.1f} ({s['step_min']:.1f}-{s['step_max']:.1f})",
+                 f"{s['step_seconds'] / completions:.2f}",
+                 f"{1000 * s['step_seconds'] / max(s['completion_tokens'], 1):.2f}"]
         cells += [f"{s[k]:.2f}" for k, _ in COLUMNS]
         cells += [f"{s['completion_tokens']:.0f}", f"{s['peak_rss_mb']:.0f}"]
         if args.device.startswith("cuda"):
             cells.append(f"{s['peak_gpu_mb'] or 0:.0f}")
-        print(f"| {side} | " + " | ".join(cells) + " |")
+        lines.append(f"| {side} | " + " | ".join(cells) + " |")
     if "j1" in results:
         base = results["j1"]
         for side, s in results.items():
             if side == "j1":
                 continue
-            ratios = [f"{s['step_seconds'] / base['step_seconds']:.2f}x"]
+            per_token = (s['step_seconds'] / max(s['completion_tokens'], 1)) / \
+                (base['step_seconds'] / max(base['completion_tokens'], 1))
+            ratios = [f"{s['step_seconds'] / base['step_seconds']:.2f}x", "", f"{per_token:.2f}x"]
             ratios += [f"{s[k] / base[k]:.2f}x" if base[k] > 0 else "-" for k, _ in COLUMNS]
             ratios += ["", f"{s['peak_rss_mb'] / base['peak_rss_mb']:.2f}x"]
             if args.device.startswith("cuda"):
                 ratios.append("")
-            print(f"| {side} / j1 | " + " | ".join(ratios) + " |")
+            lines.append(f"| {side} / j1 | " + " | ".join(ratios) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    return text
 
 
 def main():
@@ -208,7 +243,13 @@ def main():
             subprocess.run([sys.executable, __file__, *passthrough, "--side", side, "--result", str(result)],
                            check=True)
             results[side] = summarize(json.loads(result.read_text()), args.warmup)
-    print_table(results, args)
+    text = print_table(results, args)
+    if not args.no_write:
+        from machine import header, write_result
+
+        name = f"grpo_step-{args.shape}" + ("-quick" if args.quick else "")
+        write_result(name, header(f"One GRPO step: j1 against TRL's GRPOTrainer ({args.shape} shape)", ("trl",)) +
+                     f"\nCommand: `python bench/grpo_step.py {' '.join(sys.argv[1:])}`\n" + text)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,16 @@
-"""Benchmark of the log-prob kernels: time and peak extra memory of naive vs chunked (vs Triton, Liger on GPU).
+"""Benchmark of the log-prob kernels: time and peak extra memory of j1's paths against the peers' chunked ones.
 
-    python bench/logprob.py --quick        # SmolLM2 sizes, N = 1,024 / 4,096 (a few minutes on 2 CPU cores)
-    python bench/logprob.py                # + N = 16,384 and Llama-3-8B sizes (H=4,096, V=128,256) at N = 1,024
+    python bench/logprob.py --quick        # SmolLM2 sizes, N = 1,024 only (about a minute on 2 CPU cores)
+    python bench/logprob.py                # make bench: SmolLM2 N = 1,024, Llama-3-8B (H=4,096, V=128,256) N = 128
+    python bench/logprob.py --full         # SmolLM2 at N = 1,024 / 4,096 / 16,384, Llama-3-8B at N = 128 / 1,024
+
+Paths: "naive" (full logits, log_softmax, gather: j1's reference), "chunked" (j1's fused_linear_logprob, impl
+chunked), "trl" (TRL 1.16's ChunkedLogProbFunction from trl.kernels.chunked_logprob, the function its
+GRPOTrainer's fused LM head calls; torch ops off Triton devices), "liger-chunked" (Liger-Kernel's
+_ChunkedSelectiveLogProbFunction from liger_kernel.chunked_loss.fused_linear_ppo, the pure-PyTorch sequence x
+vocab chunked selective log-softmax its fused GRPO loss uses; both peers at their default chunk sizes),
+"grad-in-fwd" (below; opt-in with --paths), and on GPU "triton" and "liger" (Liger's fused linear cross-entropy).
+Results go to bench/results/logprob.md (logprob-quick.md with --quick).
 
 Prints one markdown table. "fwd" is a no-grad forward (old / reference log-probs); "fwd+bwd" is a forward with
 gradients plus backward of sum(g * logp) w.r.t. hidden and weight (policy log-probs). Peak extra memory is what
@@ -32,17 +41,21 @@ from kernels.reference import logits_fp32
 SMOLLM2, LLAMA3_8B = (576, 49_152), (4_096, 128_256)
 
 
-def cases(quick: bool):
-    sizes = [("SmolLM2", *SMOLLM2, 1_024), ("SmolLM2", *SMOLLM2, 4_096)]
-    if not quick:
-        sizes += [("SmolLM2", *SMOLLM2, 16_384), ("Llama-3-8B", *LLAMA3_8B, 1_024)]
-    return sizes
+def cases(quick: bool, full: bool = False):
+    if quick:
+        return [("SmolLM2", *SMOLLM2, 1_024)]
+    if full:
+        return [("SmolLM2", *SMOLLM2, n) for n in (1_024, 4_096, 16_384)] + \
+            [("Llama-3-8B", *LLAMA3_8B, n) for n in (128, 1_024)]
+    return [("SmolLM2", *SMOLLM2, 1_024), ("Llama-3-8B", *LLAMA3_8B, 128)]
 
 
 def make_inputs(n, h, v, dtype, device, seed=0):
     gen = torch.Generator().manual_seed(seed)
     hidden = torch.randn(n, h, generator=gen).to(device, dtype).requires_grad_()
-    weight = (torch.randn(v, h, generator=gen) / h ** 0.5).to(device, dtype).requires_grad_()
+    # In place: a temporary copy of a Llama-sized weight (2 GB) would raise the RSS high-water mark before the
+    # measured call starts, and the CPU peak is read from that mark.
+    weight = torch.empty(v, h).normal_(generator=gen).div_(h ** 0.5).to(device, dtype).requires_grad_()
     targets = torch.randint(0, v, (n,), generator=gen).to(device)
     grad_out = torch.randn(n, generator=gen).to(device)
     return hidden, weight, targets, grad_out
@@ -70,11 +83,42 @@ def run_path(path, hidden, weight, targets, grad_out, backward):
     impl = {"naive": "reference"}.get(path, path)
     if path == "liger":
         return run_liger(hidden, weight, targets, backward)
+    if path in PEERS:
+        if not backward:
+            with torch.no_grad():
+                return PEERS[path](hidden, weight, targets)
+        logp = PEERS[path](hidden, weight, targets)
+        return torch.autograd.grad((logp * grad_out).sum(), (hidden, weight))
     if not backward:
         with torch.no_grad():
             return fused_linear_logprob(hidden, weight, targets, impl=impl)
     logp = fused_linear_logprob(hidden, weight, targets, impl=impl)
     return torch.autograd.grad((logp * grad_out).sum(), (hidden, weight))
+
+
+def trl_chunked(hidden, weight, targets):
+    """TRL 1.16's chunked log-prob autograd function, as its fused LM head calls it (no bias, T = 1, its
+    default vocabulary chunk, log-probs only)."""
+    from trl.kernels.chunked_logprob import ChunkedLogProbFunction
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+    return ChunkedLogProbFunction.apply(hidden, weight, None, targets, 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0,
+                                        ())[0]
+
+
+def liger_chunked(hidden, weight, targets):
+    """Liger-Kernel's chunked selective log-softmax (pure PyTorch; sequence x vocabulary chunks, logits
+    recomputed in backward), as its fused PPO / GRPO losses call it."""
+    from liger_kernel.chunked_loss.fused_linear_ppo import (
+        _SELECTIVE_LOGPROB_VOCAB_CHUNK_SIZE,
+        _ChunkedSelectiveLogProbFunction,
+    )
+
+    return _ChunkedSelectiveLogProbFunction.apply(hidden, weight, targets, None, 1.0,
+                                                  _SELECTIVE_LOGPROB_VOCAB_CHUNK_SIZE)
+
+
+PEERS = {"trl": trl_chunked, "liger-chunked": liger_chunked}
 
 
 def run_liger(hidden, weight, targets, backward):
@@ -155,7 +199,14 @@ def measure_in_subprocess(path, n, h, v, dtype, repeats):
 
 
 def available_paths(device, wanted):
-    paths = ["naive", "chunked", "grad-in-fwd"]
+    import importlib.util
+
+    paths = ["naive", "chunked"] + (["grad-in-fwd"] if wanted and "grad-in-fwd" in wanted else [])
+    for path, module in (("trl", "trl"), ("liger-chunked", "liger_kernel")):
+        if importlib.util.find_spec(module) is not None:
+            paths.append(path)
+        else:
+            print(f"{module} not installed: no {path} row", file=sys.stderr)
     if device.type == "cuda":
         paths.append("triton")
         try:
@@ -166,20 +217,41 @@ def available_paths(device, wanted):
     return [p for p in paths if not wanted or p in wanted]
 
 
+def check_paths(paths, dtype, device):
+    """Every path's log-probs and gradients agree with naive on a small case before anything is timed."""
+    inputs = make_inputs(64, 32, 5_000, dtype, device, seed=1)
+    want_fwd = run_path("naive", *inputs, backward=False)
+    want_grad = run_path("naive", *inputs, backward=True)
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    for path in paths:
+        if path in ("naive", "grad-in-fwd", "liger"):
+            continue
+        got_fwd = run_path(path, *inputs, backward=False)
+        got_grad = run_path(path, *inputs, backward=True)
+        ok = torch.allclose(got_fwd.float(), want_fwd.float(), atol=tol, rtol=tol) and all(
+            torch.allclose(g.float(), w.float(), atol=tol, rtol=tol) for g, w in zip(got_grad, want_grad))
+        if not ok:
+            raise RuntimeError(f"path {path}: log-probs or gradients differ from naive; its timings would mislead")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="SmolLM2 sizes at N = 1,024 and 4,096 only")
+    parser.add_argument("--quick", action="store_true", help="SmolLM2 sizes at N = 1,024 only")
+    parser.add_argument("--full", action="store_true", help="SmolLM2 N = 1,024-16,384, Llama-3-8B N = 128 and 1,024")
+    parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/logprob.md")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, help="float32 | bfloat16 (default: float32 on CPU, bf16 on GPU)")
-    parser.add_argument("--paths", nargs="*", default=None, help="subset of naive chunked grad-in-fwd triton liger")
+    parser.add_argument("--paths", nargs="*", default=None,
+                        help="subset of naive chunked trl liger-chunked grad-in-fwd triton liger")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     device = torch.device(args.device)
     dtype = args.dtype or ("float32" if device.type == "cpu" else "bfloat16")
-    repeats = args.repeats or (2 if device.type == "cpu" else 10)
+    repeats = args.repeats or (1 if device.type == "cpu" else 10)
     rows = []
-    for model, h, v, n in cases(args.quick):
+    check_paths(available_paths(device, args.paths), getattr(torch, dtype), device)
+    for model, h, v, n in cases(args.quick, args.full):
         results = {}
         for path in available_paths(device, args.paths):
             if device.type == "cpu":
@@ -190,26 +262,37 @@ def main():
             row = {"model": model, "H": h, "V": v, "N": n, "path": path, **results[path]}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print_table(rows, device, dtype)
+    text = print_table(rows, device, dtype)
+    if not args.no_write:
+        from machine import header, write_result
+
+        sizes = "--quick" if args.quick else ("--full" if args.full else "default sizes")
+        write_result("logprob-quick" if args.quick else "logprob",
+                     header("Log-prob kernels: j1 against naive, TRL and Liger", ("trl", "liger-kernel"),
+                            notes=f"{device.type}, {dtype}, {sizes}, median of {repeats} timed run(s)") +
+                     f"\nCommand: `python bench/logprob.py {' '.join(sys.argv[1:])}`\n" + text)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
-def print_table(rows, device, dtype):
+def print_table(rows, device, dtype) -> str:
+    """Print the markdown table (and return it)."""
     naive = {(r["model"], r["N"]): r for r in rows if r["path"] == "naive"}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\n{name}, {dtype}; ratios are to naive in the same run\n")
-    print("| model | N | path | fwd ms | fwd+bwd ms | fwd peak MB | fwd+bwd peak MB | fwd+bwd time / naive "
-          "| fwd+bwd mem / naive | fwd TFLOP/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"\n{name}, {dtype}; ratios are to naive in the same run\n",
+             "| model | N | path | fwd ms | fwd+bwd ms | fwd peak MB | fwd+bwd peak MB | fwd+bwd time / naive "
+             "| fwd+bwd mem / naive | fwd TFLOP/s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         base = naive.get((r["model"], r["N"]))
         time_ratio = f"{r['fwdbwd_s'] / base['fwdbwd_s']:.2f}" if base else "-"
         mem_ratio = f"{r['fwdbwd_mem'] / base['fwdbwd_mem']:.3f}" if base and base["fwdbwd_mem"] > 0 else "-"
         tflops = 2 * r["N"] * r["H"] * r["V"] / r["fwd_s"] / 1e12
-        print(f"| {r['model']} | {r['N']} | {r['path']} | {r['fwd_s'] * 1e3:.1f} | {r['fwdbwd_s'] * 1e3:.1f} "
-              f"| {r['fwd_mem'] / 2**20:.1f} | {r['fwdbwd_mem'] / 2**20:.1f} | {time_ratio} | {mem_ratio} "
-              f"| {tflops:.3f} |")
+        lines.append(f"| {r['model']} | {r['N']} | {r['path']} | {r['fwd_s'] * 1e3:.1f} | {r['fwdbwd_s'] * 1e3:.1f} "
+                     f"| {r['fwd_mem'] / 2**20:.1f} | {r['fwdbwd_mem'] / 2**20:.1f} | {time_ratio} | {mem_ratio} "
+                     f"| {tflops:.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    return text
 
 
 if __name__ == "__main__":

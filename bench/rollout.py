@@ -1,41 +1,60 @@
-"""Rollout speed: the j1 RolloutEngine against Hugging Face generate, same prompts, same run.
+"""Rollout speed against the strongest peers, one invocation: HF generate, HF with one prefill per prompt,
+vLLM's CPU build (float32 and bfloat16), the j1 engine on plain and on packed weights.
 
-    python bench/rollout.py [--prompts 8 --n 8 --new-tokens 64 --prompt-len 200 --repeats 3 --device cpu]
+    python bench/rollout.py --quick          # smoke run: 2 prompts x n = 4, short completions (minutes)
+    python bench/rollout.py                  # both shapes below, one round (make bench), bench/results/rollout.md
+    python bench/rollout.py --repeats 3      # three alternating rounds, medians (for numbers worth quoting)
+    J1_VLLM_PYTHON=/path/to/venv/bin/python python bench/rollout.py   # an existing vLLM interpreter
 
-Prompts are pairwise judge prompts (j1core.judge.prompts), adjacent in both orders of each pair, as the trainer
-passes them. Where the engine packs its weights (float32 on CPU, j1core/engine/packed_linear.py) the same engine on
-plain weights is timed too, so the table shows what packing buys. All sides sample at temperature 1.0 with
-min_new_tokens = max_new_tokens, so all produce prompts x n x new-tokens tokens; the rate counts those tokens
-over the whole call (prefill included).
-Peak memory is the peak process RSS above the RSS before the call, sampled every 10 ms by a psutil thread
-(the largest over the repeats; the engine's is its first call, whose KV memory it then keeps).
-On a machine whose cores are shared with other busy processes, OpenMP's spinning threads make every
-multi-threaded torch op wait for the descheduled one (measured here: 10x slower with 2 threads than with 1);
-pass --threads 1 (or set OMP_WAIT_POLICY=PASSIVE) there. Both generators always run with the same threads.
---random-weights builds the model from its config.json with random weights (same shapes, same speed), for a
-machine that has the config and tokenizer but not the bundled weights.
+Shapes (SmolLM2-135M-Instruct, bundled weights, pairwise judge prompts of ~200 tokens, both orders of each
+pair adjacent as the trainer passes them, temperature 1.0, top-k / top-p off):
+- judge: 8 prompts x n = 8 x exactly 64 new tokens (eos banned before);
+- reasoning: 8 prompts x n = 8, up to 512 new tokens, each sample ending at its own length drawn from a seeded
+  log-normal (median 160, sigma 0.7, clipped to [16, 512]: about 5% of the samples run to the cap;
+  bench/forced_lengths.py), imposed identically on every generator; the HF rows are left out by
+  default here (they carry all 64 rows for 512 steps: many minutes; --hf-reasoning adds them).
+Every generator's per-sample token counts are checked against the shape's after each call.
+
+Timing: each generator gets a small warm-up call, then --repeats rounds (default 1) in which the generators alternate
+(the order rotates every round); the table gives medians. Per round a generator runs twice: a call with one
+new token (its prefill: for HF generate that is prompts x n rows, for the others one prefill per prompt) and
+the full call; decode = full - prefill. Rates: new tokens / full seconds; decode tok/s = (new tokens - samples)
+/ decode seconds; prefill tok/s = unique prompt tokens / prefill seconds. "% peak" is the rate of the weights'
+matrix products (2 x linear parameters x tokens; attention FLOPs not counted) as a fraction of this CPU's GEMM
+rate measured at the start (bench/machine.py) in the generator's dtype. Prefill tok/s counts every prompt's
+tokens, also the prefix a pair's two orders share, which the engine (and vLLM's prefix cache) computes once:
+its "% peak" is an effective rate and can pass 100%; a GEMM rate measured on a busy machine is low as well.
+vLLM runs in its own environment (bench/vllm_env.py) and process (bench/vllm_runner.py), one process per dtype,
+pinned to cores 0..threads-1, prefix caching on (its way of sharing a prompt's KV among samples), emptied
+before every call. Threads: --threads (default 2) for every generator. On a machine shared with other busy
+processes the times are not meaningful.
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from j1core.engine.rollout import RolloutEngine
-from j1core.judge.prompts import judge_prompt_ids
-from j1core.model import SMOLLM2_ALIAS, load_model, load_tokenizer, resolve_model_path
+from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # noqa: E402
+from machine import header, measure_peaks, write_result  # noqa: E402
+from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
+
+from j1core.engine.rollout import RolloutEngine  # noqa: E402
+from j1core.judge.prompts import judge_prompt_ids  # noqa: E402
+from j1core.model import SMOLLM2_ALIAS, load_model, resolve_model_path  # noqa: E402
 
 FILLER = ("the quick answer is that water boils at one hundred degrees at sea level but lower on a mountain "
           "because the air pressure drops and so the boiling point falls with height")
 WORDS = FILLER.split(" ")
+SEED = 0
 
 
 def judge_prompts(tokenizer, pairs: int, prompt_len: int) -> list[list[int]]:
@@ -52,111 +71,235 @@ def judge_prompts(tokenizer, pairs: int, prompt_len: int) -> list[list[int]]:
     return prompts
 
 
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled by a background thread."""
-
-    def __enter__(self):
-        self.proc, self.base, self.peak, self.running = psutil.Process(), 0, 0, True
-        self.base = self.peak = self.proc.memory_info().rss
-        self.thread = threading.Thread(target=self.sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def sample(self):
-        while self.running:
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.01)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-        self.delta_mb = (self.peak - self.base) / 2**20
+def linear_params(model) -> int:
+    """Parameters that a token's forward multiplies by: every 2-D weight but the input embedding, plus the LM
+    head (counted once even when tied to the embedding)."""
+    total = sum(p.numel() for name, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in name)
+    if getattr(model.config, "tie_word_embeddings", False):
+        total += model.get_output_embeddings().weight.numel()
+    return total
 
 
-def run_hf(model, tokenizer, prompts, n, new_tokens, device):
-    tokenizer.padding_side = "left"
-    batch = tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(device)
-    torch.manual_seed(0)
-    with torch.inference_mode():
-        out = model.generate(**batch, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             num_return_sequences=n, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                             pad_token_id=tokenizer.pad_token_id)
-    return (out.shape[1] - batch["input_ids"].shape[1]) * out.shape[0]
+# ---- generators: run(prompts, lengths, full) -> token counts [prompts][n] ---------------------------------
+# lengths: [prompts][n] exact new-token counts; full=False: one new token per sample (the prefill call).
+
+class HFGenerate:
+    dtype = "float32"
+
+    def __init__(self, model, tokenizer, shared_prefill: bool):
+        self.model, self.tokenizer, self.shared = model, tokenizer, shared_prefill
+        ids = model.generation_config.eos_token_id
+        self.eos_ids = sorted({tokenizer.eos_token_id, *(ids if isinstance(ids, list) else [ids])} - {None})
+
+    def __call__(self, prompts, lengths, full):
+        n = len(lengths[0])
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        batch = tok.pad({"input_ids": prompts}, return_tensors="pt")
+        width = batch["input_ids"].shape[1]
+        new = max(max(row) for row in lengths) if full else 1
+        # One length for all: HF's own min_new_tokens; else the per-row ban / force of the eos token.
+        processors = [ForceLengths(lengths, width, self.eos_ids, tok.eos_token_id)] if full and not same(lengths) \
+            else []
+        kwargs = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new,
+                      min_new_tokens=new if full and same(lengths) else 0, pad_token_id=tok.pad_token_id,
+                      eos_token_id=self.eos_ids, logits_processor=processors)
+        torch.manual_seed(SEED)
+        with torch.inference_mode():
+            if not self.shared:
+                out = self.model.generate(**batch, num_return_sequences=n, **kwargs)
+            else:  # prefill prompt[:-1] once per prompt, repeat its KV n times, generate from the last token
+                mask = batch["attention_mask"]
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                cache = self.model(input_ids=batch["input_ids"][:, :-1], attention_mask=mask[:, :-1],
+                                   position_ids=positions[:, :-1], use_cache=True).past_key_values
+                cache.batch_repeat_interleave(n)
+                out = self.model.generate(input_ids=batch["input_ids"].repeat_interleave(n, 0),
+                                          attention_mask=mask.repeat_interleave(n, 0), past_key_values=cache,
+                                          **kwargs)
+        new_ids = out[:, width:].tolist()
+        counts = [hf_length(row, self.eos_ids, tok.pad_token_id) for row in new_ids]
+        return [counts[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
-def run_engine(engine, prompts, n, new_tokens):
-    out = engine.generate(prompts, n=n, max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=1.0)
-    return sum(len(c.token_ids) for group in out for c in group)
+def same(lengths) -> bool:
+    return len({x for row in lengths for x in row}) == 1
 
 
-def timed(fn):
-    with PeakRSS() as mem:
-        start = time.perf_counter()
-        tokens = fn()
-        seconds = time.perf_counter() - start
-    return tokens, seconds, mem.delta_mb
+def hf_length(row, eos_ids, pad_id) -> int:
+    """New tokens of one HF output row: up to and including its first eos (then HF pads)."""
+    for k, t in enumerate(row):
+        if t in eos_ids:
+            return k + 1
+    return len(row)
+
+
+class Engine:
+    def __init__(self, model, tokenizer, packed: bool):
+        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 22, packed=packed)
+        self.dtype = str(self.engine.decoder.dtype).removeprefix("torch.")  # the dtype the engine computes in
+        self.eos_ids, self.force_id = self.engine.eos_ids, tokenizer.eos_token_id
+        self.packed = self.engine.decoder.packed
+
+    def __call__(self, prompts, lengths, full):
+        n = len(lengths[0])
+        if not full or same(lengths):  # one length for all: the engine's own min_new_tokens
+            new = lengths[0][0] if full else 1
+            out = self.engine.generate(prompts, n=n, max_new_tokens=new, min_new_tokens=new, temperature=1.0,
+                                       seed=SEED)
+        else:
+            with force_engine_lengths(lengths, SEED, self.eos_ids, self.force_id):
+                out = self.engine.generate(prompts, n=n, max_new_tokens=max(max(row) for row in lengths),
+                                           temperature=1.0, seed=SEED)
+        return [[len(c.token_ids) for c in group] for group in out]
+
+
+class VLLM:
+    """vLLM's CPU build at one dtype, in its own process for the whole bench (bench/vllm_env.VLLMProcess)."""
+
+    def __init__(self, python, model_dir, dtype, threads, log_dir, kv_gb):
+        self.dtype = dtype
+        self.proc = VLLMProcess(python, model_dir, dtype, threads, log_dir, seed=SEED, kv_space_gb=kv_gb)
+        self.info = self.proc.info
+
+    def __call__(self, prompts, lengths, full):
+        per_sample = full and not same(lengths)
+        max_tokens = lengths if per_sample else (lengths[0][0] if full else 1)
+        out = self.proc.request(prompts=prompts, n=len(lengths[0]), max_tokens=max_tokens, temperature=1.0)
+        return [[len(t) for t in group] for group in out["token_ids"]]
+
+    def close(self):
+        self.proc.close()
+
+
+# ---- the bench ---------------------------------------------------------------------------------------------
+def run_shape(name, generators, prompts, lengths, repeats):
+    """{generator: [(prefill_s, full_s)]}, rounds alternating, each call's token counts checked."""
+    expect_prefill = [[1] * len(row) for row in lengths]
+    times = {g: [] for g in generators}
+    for r in range(repeats):
+        names = list(generators)
+        names = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
+        for g in names:
+            run = generators[g]
+            start = time.perf_counter()
+            got = run(prompts, lengths, full=False)
+            prefill = time.perf_counter() - start
+            check(g, "prefill call", got, expect_prefill)
+            start = time.perf_counter()
+            got = run(prompts, lengths, full=True)
+            full = time.perf_counter() - start
+            check(g, name, got, lengths)
+            times[g].append((prefill, full))
+            print(f"[{name}] round {r + 1}: {g}: prefill {prefill:.2f} s, full {full:.2f} s", flush=True)
+    return times
+
+
+def check(generator, what, got, expected):
+    if got != expected:
+        raise RuntimeError(f"{generator} ({what}): token counts {got} differ from the shape's {expected}")
+
+
+def table(name, times, prompts, lengths, params, peaks, repeats):
+    samples = sum(len(row) for row in lengths)
+    new_tokens = sum(sum(row) for row in lengths)
+    prompt_tokens = sum(len(p) for p in prompts)
+    lens = [len(p) for p in prompts]
+    flat = sorted(x for row in lengths for x in row)
+    lines = [f"\n## {name}: {len(prompts)} prompts ({min(lens)}-{max(lens)} tokens) x n={len(lengths[0])}, "
+             f"new tokens per sample {flat[0]}-{flat[-1]} (median {statistics.median(flat):.0f}), "
+             f"{new_tokens} in all; median of {repeats} alternating rounds\n",
+             "| generator | dtype | prefill s | decode s | total s | new tok/s | decode tok/s | prefill tok/s "
+             "| decode % peak | prefill % peak | j1 engine speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    best = {}
+    for g, runs in times.items():
+        dtype = runs["dtype"]
+        prefill = statistics.median(p for p, _ in runs["t"])
+        total = statistics.median(f for _, f in runs["t"])
+        decode = max(total - prefill, 1e-9)
+        best[g] = new_tokens / total
+        decode_rate = (new_tokens - samples) / decode
+        prefill_rate = prompt_tokens / prefill
+        peak = peaks[dtype] * 1e9
+        lines.append(f"| {g} | {dtype} | {prefill:.2f} | {decode:.2f} | {total:.2f} | {new_tokens / total:.1f} | "
+                     f"{decode_rate:.1f} | {prefill_rate:.0f} | {100 * 2 * params * decode_rate / peak:.1f}% | "
+                     f"{100 * 2 * params * prefill_rate / peak:.1f}% | {{ratio:{g}}} |")
+    ref = best.get("j1 engine")
+    text = "\n".join(lines)
+    for g, rate in best.items():
+        text = text.replace(f"{{ratio:{g}}}", f"{ref / rate:.2f}x" if ref else "-")
+    return text + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8, help="number of prompts (pairs x 2 orders)")
-    parser.add_argument("--n", type=int, default=8, help="samples per prompt")
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--prompt-len", type=int, default=200, help="approximate prompt length in tokens")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--skip-hf", action="store_true", help="time only the engine")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each generator (median)")
-    parser.add_argument("--random-weights", action="store_true", help="random init from the model's config")
+    parser.add_argument("--quick", action="store_true", help="smoke sizes: 2 prompts x n=4, 16 / up to 48 tokens")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="alternating rounds (default 1)")
+    parser.add_argument("--shapes", default="judge,reasoning", help="comma list of judge, reasoning")
+    parser.add_argument("--vllm-dtypes", default="float32,bfloat16", help="comma list; empty: no vLLM rows")
+    parser.add_argument("--hf-reasoning", action="store_true", help="HF rows on the reasoning shape too")
+    parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/rollout.md")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    repeats = args.repeats
+    pairs, n = (1, 4) if args.quick else (4, 8)
+    judge_len, reason_max, reason_median = (16, 48, 24) if args.quick else (64, 512, 160)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.random_weights:
-        from transformers import AutoConfig, AutoModelForCausalLM
+    peaks = measure_peaks()
+    model, tokenizer = load_model(SMOLLM2_ALIAS)
+    params = linear_params(model)
+    prompts = judge_prompts(tokenizer, pairs, 200)
+    shapes = {"judge": [[judge_len] * n for _ in prompts],
+              "reasoning": draw_lengths(len(prompts), n, reason_max, reason_median, seed=SEED)}
+    wanted = [s for s in args.shapes.split(",") if s]
+    for s in wanted:
+        if s not in shapes:
+            parser.error(f"--shapes: unknown shape {s!r} (judge, reasoning)")
 
-        path = resolve_model_path(SMOLLM2_ALIAS)
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).to(args.device).eval()
-        tokenizer = load_tokenizer(str(path))
-    else:
-        model, tokenizer = load_model(SMOLLM2_ALIAS, device=args.device)
-    prompts = judge_prompts(tokenizer, (args.prompts + 1) // 2, args.prompt_len)[:args.prompts]
-    engines = {"engine": RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20, device=args.device)}
-    if engines["engine"].decoder.packed:  # the same engine on plain weights: what the packed layout buys
-        engines["engine, plain weights"] = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20,
-                                                         device=args.device, packed=False)
-    for engine in engines.values():
-        run_engine(engine, prompts[:1], 1, 4)  # warm-up: allocator, rope tables
+    generators = {"HF generate": HFGenerate(model, tokenizer, shared_prefill=False),
+                  "HF, one prefill per prompt, KV repeated n times": HFGenerate(model, tokenizer, True)}
+    engines = {"j1 engine, plain weights": Engine(model, tokenizer, packed=False),
+               "j1 engine": Engine(model, tokenizer, packed=None)}
+    vllms, info = {}, {}
+    dtypes = [d for d in args.vllm_dtypes.split(",") if d]
+    with tempfile.TemporaryDirectory(prefix="j1-bench-vllm-") as logs:
+        try:
+            if dtypes:
+                from vllm_env import ensure_vllm_python
 
-    # Interleaved repeats, median reported: single runs here vary by +-15% (other tenants, allocator state).
-    runs: dict[str, list] = {"HF generate": [], **{name: [] for name in engines}}
-    # The engines go first: each keeps its KV memory, so its first call's RSS delta is its own; after HF's
-    # call the freed heap would hide it. HF's delta is then measured beside the engines' kept memory.
-    for _ in range(args.repeats):
-        for name, engine in engines.items():
-            runs[name].append(timed(lambda e=engine: run_engine(e, prompts, args.n, args.new_tokens)))
-        if not args.skip_hf:
-            runs["HF generate"].append(timed(lambda: run_hf(model, tokenizer, prompts, args.n, args.new_tokens,
-                                                             args.device)))
-    lens = [len(p) for p in prompts]
-    weights = "random weights" if args.random_weights else "bundled weights"
-    print(f"SmolLM2-135M-Instruct ({weights}), {args.device}, {torch.get_num_threads()} threads, "
-          f"{len(prompts)} prompts ({min(lens)}-{max(lens)} tokens) x n={args.n} x {args.new_tokens} new tokens, "
-          f"temperature 1.0, median of {args.repeats} interleaved runs\n")
-    print("| generator | new tokens | seconds | new tok/s (median) | range | vs HF | peak RSS delta (MB) |")
-    print("|---|---|---|---|---|---|---|")
-    hf = runs["HF generate"]
-    hf_rate = statistics.median(tokens / seconds for tokens, seconds, _ in hf) if hf else None
-    for name, results in runs.items():
-        if not results:
-            continue
-        rates = sorted(tokens / seconds for tokens, seconds, _ in results)
-        rate = statistics.median(rates)
-        ratio = "-" if hf_rate is None else f"{rate / hf_rate:.2f}x"
-        seconds = statistics.median(s for _, s, _ in results)
-        print(f"| {name} | {results[0][0]} | {seconds:.1f} | {rate:.1f} | {rates[0]:.0f}-{rates[-1]:.0f} | {ratio} | "
-              f"{max(m for _, _, m in results):.0f} |")
+                python = ensure_vllm_python()
+                for dtype in dtypes:
+                    print(f"starting vLLM ({dtype}) ...", flush=True)
+                    longest = max(len(p) for p in prompts) + max(x for s in wanted for row in shapes[s] for x in row)
+                    kv_gb = kv_space_gb(model.config, len(prompts) * n, longest, dtype)
+                    vllms[f"vLLM {dtype}"] = VLLM(python, resolve_model_path(SMOLLM2_ALIAS), dtype, args.threads,
+                                                  logs, kv_gb)
+                    info = vllms[f"vLLM {dtype}"].info
+            everyone = {**generators, **vllms, **engines}
+            for run in everyone.values():  # warm-up
+                run(prompts[:1], [[4]], full=True)
+            out = [header("Rollout: j1 engine against HF and vLLM", peaks=peaks,
+                          notes=(f"vLLM {info['vllm']} (torch {info['torch']}, transformers {info['transformers']}), "
+                                 "own process and environment" if info else "no vLLM rows")),
+                   f"Command: `python {' '.join(['bench/rollout.py', *sys.argv[1:]])}`; "
+                   f"weights' FLOPs per token: 2 x {params / 1e6:.1f}M.\n"]
+            for s in wanted:
+                runs = dict(everyone)
+                if s == "reasoning" and not args.hf_reasoning:
+                    runs = {g: r for g, r in runs.items() if not g.startswith("HF")}
+                times = run_shape(s, runs, prompts, shapes[s], repeats)
+                table_times = {g: {"dtype": runs[g].dtype, "t": t} for g, t in times.items()}
+                text = table(s, table_times, prompts, shapes[s], params, peaks, repeats)
+                print(text, flush=True)
+                out.append(text)
+                if s == "reasoning" and not args.hf_reasoning:
+                    out.append("HF rows left out on this shape (--hf-reasoning adds them).\n")
+        finally:
+            for v in vllms.values():
+                v.close()
+    if not args.no_write:
+        write_result("rollout-quick" if args.quick else "rollout", "\n".join(out))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,16 @@ What each phase covers (TRL 1.16 with transformers' Trainer loop, HF generate, n
 - optimizer: gradient clipping (_clip_grad_norm) + optimizer.step (between the pre/post optimizer callbacks).
 - step:      wall time between consecutive on_step_end callbacks (the first step from on_step_begin), so it
              also holds data loading, rewards, advantages, scheduler, logging bookkeeping.
+
+Variants (bench/grpo_step.py's sides):
+- "trl": TRL's defaults for this shape on CPU: HF generate (its fastest generation option that runs on CPU:
+  vLLM colocate needs vLLM in the same environment and a GPU build, and transformers' continuous batching is
+  the "trl-cb" variant), per_device_train_batch_size = --micro-batch completions with gradient accumulation
+  over the rest of the prompts x G completions (TRL counts batch sizes in completions), one generation per step.
+- "trl-skip-prompt": the same, with the fused LM head scoring only the completion positions. TRL does that on
+  Triton devices only (trl.trainer.utils.add_fused_lm_head: `compact = _use_triton(device)`); on CPU it scores
+  every prompt position too. This variant forces `compact` on, which is what TRL would do on a GPU.
+- "trl-cb": use_transformers_continuous_batching=True (transformers' generate_batch); opt-in.
 """
 from __future__ import annotations
 
@@ -100,10 +110,21 @@ def timed_trainer_class():
     return TimedGRPOTrainer
 
 
-def run_trl(model_dir, prompt_texts, prompt_ids, golds, args, output_dir, use_vllm=False) -> dict:
+def force_prompt_skipping():
+    """Make TRL's fused LM head score completion positions only, as it does on Triton devices."""
+    import trl.trainer.utils as trl_utils
+
+    trl_utils._use_triton = lambda device: True  # read only by add_fused_lm_head's `compact`
+
+
+def run_trl(model_dir, prompt_texts, prompt_ids, golds, args, output_dir, use_vllm=False, variant="trl") -> dict:
     """Train warmup + steps optimizer steps of prompts x G completions; return the per-step records."""
     from datasets import Dataset
     from trl import GRPOConfig
+
+    if variant == "trl-skip-prompt":
+        force_prompt_skipping()
+    exact = getattr(args, "min_new_tokens", args.new_tokens)
 
     rows = args.prompts * args.G
     micro = min(args.micro_batch, rows)
@@ -116,7 +137,8 @@ def run_trl(model_dir, prompt_texts, prompt_ids, golds, args, output_dir, use_vl
         **({"vllm_mode": "colocate"} if use_vllm else {}),
         per_device_train_batch_size=micro, gradient_accumulation_steps=rows // micro,
         steps_per_generation=rows // micro, num_generations=args.G, num_iterations=1,
-        max_completion_length=args.new_tokens, generation_kwargs={"min_new_tokens": args.new_tokens},
+        max_completion_length=args.new_tokens, generation_kwargs={"min_new_tokens": exact} if exact else None,
+        use_transformers_continuous_batching=variant == "trl-cb",
         temperature=1.0, top_p=1.0, top_k=0, beta=args.beta, learning_rate=1e-5, lr_scheduler_type="constant",
         warmup_steps=0, max_grad_norm=1.0, gradient_checkpointing=False, max_steps=args.warmup + args.steps,
         dataloader_num_workers=0, seed=args.seed, log_completions=False,

