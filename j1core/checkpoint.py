@@ -90,7 +90,13 @@ def save_checkpoint(path, model, tokenizer, optimizer, state: dict) -> Path:
     fsync_tree(partial)
     write_synced(partial / COMPLETE, f"j1 checkpoint format {FORMAT}\n")
     fsync_dir(partial)
+    install(partial, path)
+    return path
 
+
+def install(partial: Path, path: Path) -> None:
+    """Steps 2-4 of the swap (module docstring): the complete `partial` becomes `path`; a complete one stays at
+    every point."""
     previous = previous_dir(path)
     if path.exists():
         os.replace(path, previous)
@@ -98,7 +104,6 @@ def save_checkpoint(path, model, tokenizer, optimizer, state: dict) -> Path:
     os.replace(partial, path)
     fsync_dir(path.parent)
     shutil.rmtree(previous, ignore_errors=True)
-    return path
 
 
 def finish_interrupted_swap(path: Path) -> None:

@@ -33,9 +33,9 @@ from j1core.checkpoint import (
     finish_interrupted_swap,
     fsync_dir,
     fsync_tree,
+    install,
     is_complete,
     partial_dir,
-    previous_dir,
     resolve_checkpoint,
     write_synced,
 )
@@ -82,17 +82,6 @@ def link_tree(src: Path, dst: Path, skip=()) -> Path:
     fsync_dir(partial)
     install(partial, dst)
     return dst
-
-
-def install(partial: Path, path: Path) -> None:
-    """The swap of save_checkpoint: the complete `partial` becomes `path`; a complete one stays at every point."""
-    previous = previous_dir(path)
-    if path.exists():
-        os.replace(path, previous)
-        fsync_dir(path.parent)
-    os.replace(partial, path)
-    fsync_dir(path.parent)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def step_dirs(output) -> dict[Path, int]:
