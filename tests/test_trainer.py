@@ -147,3 +147,17 @@ def test_resume_with_other_trained_parameters_names_the_field(tmp_path):
     other = make_trainer(tmp_path, max_steps=2, freeze_embeddings=True)
     with pytest.raises(ValueError, match="optimizer.json: field 'param_groups' holds .* --freeze-embeddings"):
         other.resume(tmp_path / "run")
+
+
+def test_sampler_trainer_gap_is_logged_and_importance_weights_are_near_one(tmp_path):
+    """The engine samples with the trainer's own log-probs: the logged gap is float noise, so the truncated
+    importance weights of --tis-cap are ~1 and a second update per batch reuses the first one's old log-probs."""
+    trainer = make_trainer(tmp_path, max_steps=2, tis_cap=2.0, updates_per_batch=2)
+    trainer.train()
+    metrics = read_metrics(tmp_path / "run")
+    assert [m["step"] for m in metrics] == [1, 2]
+    for m in metrics:
+        assert 0.0 <= m["logp_gap_mean"] <= m["logp_gap_max"] < 1e-3
+        assert m["tis_weight"] == pytest.approx(1.0, abs=1e-3)
+        assert math.isfinite(m["loss"]) and m["skipped"] == 0
+        assert m["ratio"] != 1.0  # the second update's ratio is against the first update's log-probs
