@@ -221,12 +221,15 @@ def checkpointed_layers(model):
     own = [layer.__dict__.get("forward") for layer in layers]  # a forward set on the instance (hooks) stays
     for layer in layers:
         layer.forward = functools.partial(checkpointed_forward, layer, layer.forward)
+        # Off while open: the checkpoint is checkpointed_forward's. (Transformers before the cache rename, e.g.
+        # 5.19, checkpoint in the layer's __call__, outside any forward set on the instance.)
+        layer.gradient_checkpointing = False
     for module in others:  # the backbone's flag would turn use_cache off (merge_with_config_defaults)
         module.gradient_checkpointing = False
     try:
         yield
     finally:
-        for module in others:
+        for module in others + layers:
             module.gradient_checkpointing = True
         for layer, forward in zip(layers, own, strict=True):
             if forward is None:
@@ -250,11 +253,12 @@ def checkpointed_forward(layer, forward, *args, **kwargs):
             caches.append(kwargs[name])
 
     def run(*args):
-        layer.gradient_checkpointing = False  # HF's wrapper of forward would checkpoint again, dropping the cache
+        # Off during the call (HF's wrapper of forward would checkpoint again, dropping the cache), then as it was.
+        flag, layer.gradient_checkpointing = layer.gradient_checkpointing, False
         try:
             return forward(*args, **kwargs)
         finally:
-            layer.gradient_checkpointing = True
+            layer.gradient_checkpointing = flag
 
     out = torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
     for cache in caches:
