@@ -1,8 +1,13 @@
 """vLLM rollout backend against j1's engine on SmolLM2 (float32): greedy outputs, the weight refresh, the forced
-verdict tail, per-prompt seeds, and three training steps with each backend. Needs vllm (`make test-vllm`)."""
+verdict tail, per-prompt seeds, and three training steps with each backend; these need vllm (`make test-vllm`)
+and skip without it. The weights streamed under ZeRO-3 (one process, no vLLM) are checked everywhere."""
 import copy
 import json
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +24,62 @@ def test_layer_groups_keep_a_decoder_layer_together():
              "model.layers.1.a.weight", "model.layers.10.a.weight", "model.norm.weight", "lm_head.weight"]
     assert layer_groups(names) == [["model.embed_tokens.weight"], names[1:3], [names[3]], [names[4]],
                                    ["model.norm.weight"], ["lm_head.weight"]]
+
+
+ZERO_GATHER = """'''Single-process ZeRO-3: policy_tensors streams full tensors, one decoder layer gathered at a time.'''
+import json
+import sys
+
+import deepspeed
+import torch
+from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+from transformers import AutoModelForCausalLM
+
+from j1core.engine.vllm_backend import policy_tensors
+from j1core.model import tiny_config
+
+deepspeed.init_distributed(dist_backend="gloo")
+config = tiny_config("llama", layers=2)
+torch.manual_seed(0)
+plain = AutoModelForCausalLM.from_config(config)
+with deepspeed.zero.Init(config_dict_or_path={"train_batch_size": 1, "zero_optimization": {"stage": 3}}):
+    sharded = AutoModelForCausalLM.from_config(config)
+params = dict(sharded.named_parameters())
+with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=0):
+    for name, p in params.items():
+        p.data.copy_(dict(plain.named_parameters())[name].data)
+seen, gathered_at_yield = {}, []
+for name, tensor in policy_tensors(sharded):
+    seen[name] = tensor
+    gathered_at_yield.append(sorted(n for n, p in params.items() if p.ds_status == ZeroParamStatus.AVAILABLE))
+full = dict(plain.named_parameters())
+out = {"names": list(seen) == list(full),
+       "equal": all(torch.equal(seen[n], full[n].detach()) for n in full),
+       "partitioned_after": all(p.ds_status == ZeroParamStatus.NOT_AVAILABLE for p in params.values()),
+       "most_gathered": max(len(g) for g in gathered_at_yield),
+       "layer_params": sum(1 for n in full if ".layers.0." in n)}
+with open(sys.argv[1], "w") as f:
+    json.dump(out, f)
+"""
+
+
+def test_policy_tensors_gather_zero3_parameters_one_layer_at_a_time(tmp_path):
+    """What the trainer streams into vLLM under ZeRO-3 (one process, gloo): every parameter, whole and equal to
+    the unsharded model's, with never more than one decoder layer's parameters gathered at a time."""
+    pytest.importorskip("deepspeed")
+    (tmp_path / "run.py").write_text(ZERO_GATHER)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "out.json")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["names"] and out["equal"] and out["partitioned_after"]
+    assert out["most_gathered"] == out["layer_params"]
 
 
 needs_vllm = pytest.mark.skipif(not vllm_available(), reason="vllm is not installed (make test-vllm runs these "
