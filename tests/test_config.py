@@ -52,3 +52,16 @@ def test_every_flag_has_help_and_is_in_the_readme():
         if action.option_strings and action.dest != "help":
             assert action.help, action.dest
             assert f"`{action.option_strings[0]}" in readme, f"README misses {action.option_strings[0]}"
+
+
+def test_rollout_backend_and_off_policy_flags():
+    cfg = parse_config(["--tis-cap", "2", "--vllm-tensor-parallel", "2"])
+    assert cfg.rollout_backend == "engine" and cfg.tis_cap == 2.0 and cfg.vllm_tensor_parallel == 2
+    for bad in (["--rollout-backend", "sglang"], ["--tis-cap", "-1"], ["--vllm-gpu-memory", "0"]):
+        with pytest.raises(ValueError, match="rollout-backend|tis-cap|vllm-gpu-memory"):
+            parse_config(bad)
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ValueError, match="vllm is not installed"):
+            parse_config(["--rollout-backend", "vllm"])
