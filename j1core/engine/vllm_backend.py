@@ -103,7 +103,7 @@ class VLLMRollout:
 
     def __init__(self, model_path, model, tokenizer=None, max_batch_tokens: int = 65536, dtype: str = "fp32",
                  device=None, tensor_parallel: int = 1, gpu_memory: float = 0.3, sleep: bool = False, seed: int = 0):
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the worker in this process: tensors in
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine core in this process: weights as tensors
         self.device = device = torch.device(device or "cpu")
         torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
         if device.type == "cpu":
