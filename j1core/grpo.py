@@ -25,6 +25,11 @@ orders is already in each reward (a sample's outcome times the other order's), a
 depend only on its own rewards, so keeping an all-equal partner group would only add rows of zero advantage.
 Unlike DAPO the step does not sample more groups to refill the batch; it trains on fewer.
 
+Off-policy correction (--tis-cap C): when the sampler's log-probs (vLLM's kernels, dtype) differ from the
+trainer's, the ratio still uses the trainer's own old log-probs, and each token's policy term is multiplied by the
+truncated importance weight min(exp(old_logp_t - sampler_logp_t), C) (truncated importance sampling, Yao et al.
+2025, "Your efficient RL framework secretly brings you off-policy RL training"); the KL term is not weighted.
+
 Aggregation over the masked tokens (loss_type):
     grpo      mean over sequences of each sequence's token mean (the original GRPO paper)
     bnpo/dapo token mean over the whole batch (DAPO's token-level loss); on one process TRL's dapo equals bnpo
@@ -112,12 +117,26 @@ def check_shapes(logp, old_logp, ref_logp, advantages, mask) -> None:
                          f"or {tuple(logp.shape)}")
 
 
+def truncated_is_weights(trainer_logp: torch.Tensor, sampler_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-token min(exp(trainer_logp - sampler_logp), cap): how much more likely the trainer finds a sampled
+    token than the sampler did, capped (no gradient flows through it)."""
+    return torch.exp((trainer_logp - sampler_logp).detach()).clamp(max=cap)
+
+
+def logp_gap_stats(trainer_logp: torch.Tensor, sampler_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Mean and max |trainer - sampler| log-prob over the masked tokens."""
+    gap = (trainer_logp.float() - sampler_logp.float()).abs() * mask
+    return {"logp_gap_mean": masked_mean(gap, mask.float()).item(),
+            "logp_gap_max": gap.max().item() if gap.numel() else 0.0}
+
+
 def policy_loss(logp, old_logp, ref_logp, advantages, mask, loss_type: str = "grpo", eps_low: float = 0.2,
                 eps_high: float = 0.2, beta: float = 0.0, max_completion_length: int | None = None,
-                kl_times_ratio: bool = False):
+                kl_times_ratio: bool = False, is_weights=None):
     """Clipped GRPO loss over completion tokens -> (scalar loss, stats of python floats).
 
     logp/old_logp/ref_logp/mask: [B, T]; advantages: [B] (or [B, T]). ref_logp may be None when beta == 0.
+    is_weights: [B, T] truncated importance weights multiplying the policy term (truncated_is_weights), or None.
     stats (masked token means): clip_low (w < 1-eps_low and A < 0), clip_high (w > 1+eps_high and A > 0),
     clip_region (either), kl (the KL term as added to the loss; 0 without ref_logp), ratio.
     """
@@ -133,6 +152,8 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, loss_type: str = "gr
     ratio = torch.exp(logp - old_logp)
     clipped_ratio = ratio.clamp(1 - eps_low, 1 + eps_high)
     per_token = -torch.min(ratio * adv, clipped_ratio * adv)
+    if is_weights is not None:
+        per_token = per_token * is_weights.to(per_token.dtype)
     kl = None
     if ref_logp is not None:
         kl = k3_kl(logp, ref_logp)

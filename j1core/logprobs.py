@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 
 import torch
 import torch.utils.checkpoint
@@ -118,7 +119,7 @@ def grouped_scored_hidden(model, input_ids, attention_mask, loss_mask, prompt_le
         completion_hidden = model.base_model(
             input_ids=completion_ids, attention_mask=torch.cat([prompt_mask.repeat_interleave(group_size, 0),
                                                                 completion_mask], dim=1),
-            position_ids=columns, cache=cache, use_cache=True).last_hidden_state
+            position_ids=columns, use_cache=True, **cache_kwarg(model, cache)).last_hidden_state
         # 3. completion token j is predicted by the prompt's last hidden (j = 0) or completion hidden j - 1
         predictors = torch.cat([predictors, completion_hidden[:, :-1]], dim=1)
     scored = loss_mask.long().gather(1, columns).bool() & inside.bool()
@@ -136,14 +137,26 @@ def prompt_pass(model, prompt_ids, prompt_mask, prompt_lengths):
     rows = torch.arange(prompt_ids.shape[0], device=prompt_ids.device)
     if prompt_ids.shape[0] < 2 or common < MIN_SHARED_PREFIX:
         out = model.base_model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
-                               cache=DynamicCache(), use_cache=True)
-        return out.last_hidden_state[rows, prompt_lengths - 1], out.cache
+                               use_cache=True, **cache_kwarg(model, DynamicCache()))
+        return out.last_hidden_state[rows, prompt_lengths - 1], output_cache(out)
     prefix = model.base_model(input_ids=prompt_ids[:1, :common], position_ids=positions[:1, :common],
-                              cache=DynamicCache(), use_cache=True)
-    cache = repeated_cache(prefix.cache, prompt_ids.shape[0])
+                              use_cache=True, **cache_kwarg(model, DynamicCache()))
+    cache = repeated_cache(output_cache(prefix), prompt_ids.shape[0])
     rest = model.base_model(input_ids=prompt_ids[:, common:], attention_mask=prompt_mask,
-                            position_ids=positions[:, common:], cache=cache, use_cache=True)
-    return rest.last_hidden_state[rows, prompt_lengths - 1 - common], rest.cache
+                            position_ids=positions[:, common:], use_cache=True, **cache_kwarg(model, cache))
+    return rest.last_hidden_state[rows, prompt_lengths - 1 - common], output_cache(rest)
+
+
+def cache_kwarg(model, cache) -> dict:
+    """The KV cache as the base model's forward names it: `cache`, or `past_key_values` in the transformers
+    releases before the rename (5.19, which vLLM 0.32 pins, is one)."""
+    params = inspect.signature(model.base_model.forward).parameters
+    return {"cache" if "cache" in params else "past_key_values": cache}
+
+
+def output_cache(out):
+    """The KV cache of a base model's output, under either name (cache_kwarg)."""
+    return out.cache if "cache" in out else out.past_key_values
 
 
 def common_prefix_length(prompt_ids, prompt_lengths) -> int:
@@ -228,12 +241,15 @@ def checkpointed_layers(model):
     own = [layer.__dict__.get("forward") for layer in layers]  # a forward set on the instance (hooks) stays
     for layer in layers:
         layer.forward = functools.partial(checkpointed_forward, layer, layer.forward)
+        # Off while open: the checkpoint is checkpointed_forward's. (Transformers before the cache rename, e.g.
+        # 5.19, checkpoint in the layer's __call__, outside any forward set on the instance.)
+        layer.gradient_checkpointing = False
     for module in others:  # the backbone's flag would turn use_cache off (merge_with_config_defaults)
         module.gradient_checkpointing = False
     try:
         yield
     finally:
-        for module in others:
+        for module in others + layers:
             module.gradient_checkpointing = True
         for layer, forward in zip(layers, own, strict=True):
             if forward is None:
@@ -257,11 +273,12 @@ def checkpointed_forward(layer, forward, *args, **kwargs):
             caches.append(kwargs[name])
 
     def run(*args):
-        layer.gradient_checkpointing = False  # HF's wrapper of forward would checkpoint again, dropping the cache
+        # Off during the call (HF's wrapper of forward would checkpoint again, dropping the cache), then as it was.
+        flag, layer.gradient_checkpointing = layer.gradient_checkpointing, False
         try:
             return forward(*args, **kwargs)
         finally:
-            layer.gradient_checkpointing = True
+            layer.gradient_checkpointing = flag
 
     out = torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
     for cache in caches:

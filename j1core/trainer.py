@@ -25,7 +25,7 @@ from j1core.data.pairs import PairStream, load_pairs, split_pairs
 from j1core.engine.rollout import RolloutEngine
 from j1core.errors import UserError
 from j1core.eval.during_training import HeldoutEval, next_best
-from j1core.grpo import drop_equal_groups, group_advantages, policy_loss
+from j1core.grpo import drop_equal_groups, group_advantages, logp_gap_stats, policy_loss, truncated_is_weights
 from j1core.judge.rollout import generate_judgments, max_completion_tokens, pack_batch
 from j1core.judge.step import build_prompts, score_step, step_metrics
 from j1core.model import resolve_dtype
@@ -97,8 +97,11 @@ class Trainer:
         self.autocast_dtype = resolve_dtype(cfg.dtype)
         with self.backend.full_weights() as weights:
             self.model_fingerprint = model_fingerprint(weights)  # the starting weights: resume compares it
-            self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
-                                        device=self.device, state_dict=weights)
+            if cfg.rollout_backend == "engine":
+                self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
+                                            device=self.device, state_dict=weights)
+        if cfg.rollout_backend == "vllm":
+            self.engine = self.vllm_rollout()
         self.max_completion_length = max_completion_tokens(cfg, self.tokenizer)
         self.context = context_length(self.policy)
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
@@ -150,14 +153,15 @@ class Trainer:
         ref_logp = self.reference_logprobs(batch)
         times["reference_seconds"] = time.perf_counter() - t
         stats = {}
-        for _ in range(cfg.updates_per_batch):
+        for update in range(cfg.updates_per_batch):
             t = time.perf_counter()
-            loss, stats = self.accumulate_gradients(batch, advantages, ref_logp)
+            loss, stats = self.accumulate_gradients(batch, advantages, ref_logp, first=update == 0)
             times["loss_seconds"] = times.get("loss_seconds", 0.0) + time.perf_counter() - t
             t = time.perf_counter()
             stats.update(self.optimizer_step(loss))
             times["optimizer_seconds"] = times.get("optimizer_seconds", 0.0) + time.perf_counter() - t
         self.sync_engine()
+        stats.update(logp_gap_stats(batch["old_logp"], batch["rollout_logp"], batch["loss_mask"]))
 
         rows, tokens = batch["loss_mask"].shape[0], int(batch["loss_mask"].sum())
         token_keys = tuple(k for k in stats if k not in ("loss", "grad_norm", "skipped", "bad_steps_total"))
@@ -184,8 +188,24 @@ class Trainer:
 
     def sync_engine(self):
         """Hand the updated policy weights to the rollout engine (its copy, refreshed in place)."""
+        if self.cfg.rollout_backend == "vllm":  # streamed into vLLM, one gathered layer at a time under ZeRO-3
+            self.engine.load_weights(self.policy)
+            return
         with self.backend.full_weights() as weights:
             self.engine.load_weights(weights)
+
+    def vllm_rollout(self):
+        """vLLM in this process (j1core/engine/vllm_backend.py), built from --model, then given the policy's weights."""
+        from j1core.engine.vllm_backend import VLLMRollout
+        from j1core.model import resolve_model_path
+
+        cfg = self.cfg
+        engine = VLLMRollout(resolve_model_path(cfg.model, cfg.model_cache), self.policy, self.tokenizer,
+                             max_batch_tokens=cfg.max_batch_tokens, dtype=cfg.dtype, device=self.device,
+                             tensor_parallel=cfg.vllm_tensor_parallel, gpu_memory=cfg.vllm_gpu_memory,
+                             sleep=cfg.vllm_sleep, seed=cfg.seed)
+        engine.load_weights(self.policy)
+        return engine
 
     # ---- log-probs and loss ---------------------------------------------------------------------------
     def micro_batches(self, batch):
@@ -215,25 +235,34 @@ class Trainer:
             out[rows, :mb["input_ids"].shape[1]] = self.logprobs(self.reference, mb).float().cpu()
         return out
 
-    def accumulate_gradients(self, batch, advantages, ref_logp):
+    def accumulate_gradients(self, batch, advantages, ref_logp, first: bool = True):
         """Backward over micro-batches, each weighted so that the sum over all micro-batches (of all ranks)
-        is the loss of the whole batch -> (that loss, this process's per-token stats)."""
+        is the loss of the whole batch -> (that loss, this process's per-token stats). The first update's
+        log-probs (the policy that sampled, as the trainer computes it) are kept as batch["old_logp"]: the old
+        log-probs of later updates, and what --tis-cap weighs the sampler's log-probs against."""
         cfg = self.cfg
         self.policy.train()
         self.backend.zero_grad()
         n_tokens = batch["loss_mask"].sum().item()
         all_seqs, all_tokens = (self.backend.all_sum(x) for x in (batch["loss_mask"].shape[0], n_tokens))
         total_loss, sums = 0.0, {}
+        if first:
+            batch["old_logp"] = torch.zeros_like(batch["rollout_logp"])
         for rows, mb in self.micro_batches(batch):
             logp, entropy = self.logprobs(self.policy, mb, with_entropy=True)
             logp = logp.float()
             width = mb["input_ids"].shape[1]
-            old = logp.detach() if cfg.updates_per_batch == 1 else mb["rollout_logp"]
+            old = logp.detach() if first else mb["old_logp"]
+            if first:
+                batch["old_logp"][rows, :width] = old.cpu()
+            tis = truncated_is_weights(old, mb["rollout_logp"], cfg.tis_cap) if cfg.tis_cap > 0 else None
             ref = ref_logp[rows, :width].to(self.device) if ref_logp is not None else None
             loss, st = policy_loss(logp, old, ref, advantages[rows].to(self.device), mb["loss_mask"].float(),
                                    loss_type=cfg.loss_type, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
                                    beta=cfg.beta, max_completion_length=self.max_completion_length,
-                                   kl_times_ratio=cfg.kl_times_ratio)
+                                   kl_times_ratio=cfg.kl_times_ratio, is_weights=tis)
+            if tis is not None:
+                st["tis_weight"] = (tis * mb["loss_mask"]).sum().item() / max(mb["loss_mask"].sum().item(), 1)
             mb_tokens = mb["loss_mask"].sum().item()
             mb_seqs = mb["input_ids"].shape[0]
             share = mb_tokens / all_tokens if cfg.loss_type in ("bnpo", "dapo") else mb_seqs / all_seqs

@@ -301,7 +301,7 @@ def pack_metrics(local: dict, keys, token_keys, rows: int, tokens: int) -> dict:
         elif key == "reward_std":  # E[x^2] of the rank's rewards, from its unbiased std and mean
             value = ((rows - 1) * value ** 2 + rows * local["reward_mean"] ** 2) / rows
         sums += [float(value) * weight, weight]
-        maxes.append(float(value) if key.endswith("_seconds") else 0.0)
+        maxes.append(float(value) if key.endswith(("_seconds", "_max")) else 0.0)
     return {"sum": sums, "max": maxes}
 
 
@@ -312,7 +312,7 @@ def unpack_metrics(local: dict, keys, sums, maxes) -> dict:
         weighted, weight = sums[2 + 2 * i], sums[3 + 2 * i]
         if key in SAME_ON_ALL_RANKS:
             out[key] = local[key]
-        elif key.endswith("_seconds"):
+        elif key.endswith(("_seconds", "_max")):
             out[key] = maxes[1 + i]
         elif key == "tokens_per_second":
             out[key] = all_tokens / max(slowest, 1e-9)

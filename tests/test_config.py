@@ -94,3 +94,16 @@ def test_a_resume_override_list_in_a_config_file(tmp_path):
     path.write_text("resume_override: [lr, seed]\n")
     assert parse_config(["--config", str(path)]).resume_override == ("lr", "seed")
     assert parse_config(["--resume-override", "lr", "--resume-override", "seed"]).resume_override == ("lr", "seed")
+
+
+def test_rollout_backend_and_off_policy_flags():
+    cfg = parse_config(["--tis-cap", "2", "--vllm-tensor-parallel", "2"])
+    assert cfg.rollout_backend == "engine" and cfg.tis_cap == 2.0 and cfg.vllm_tensor_parallel == 2
+    for bad in (["--rollout-backend", "sglang"], ["--tis-cap", "-1"], ["--vllm-gpu-memory", "0"]):
+        with pytest.raises(ValueError, match="rollout-backend|tis-cap|vllm-gpu-memory"):
+            parse_config(bad)
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ValueError, match="vllm is not installed"):
+            parse_config(["--rollout-backend", "vllm"])

@@ -8,7 +8,15 @@ import statistics
 import pytest
 import torch
 
-from j1core.grpo import LOSS_TYPES, drop_equal_groups, group_advantages, informative_groups, policy_loss
+from j1core.grpo import (
+    LOSS_TYPES,
+    drop_equal_groups,
+    group_advantages,
+    informative_groups,
+    logp_gap_stats,
+    policy_loss,
+    truncated_is_weights,
+)
 
 
 def reference_advantages(rewards, group_size, scale, eps):
@@ -46,8 +54,10 @@ def test_group_advantages_reject_ragged_groups():
         group_advantages([1.0] * 6, group_size=4)
 
 
-def reference_loss(logp, old, ref, adv, mask, loss_type, eps_low, eps_high, beta, max_len, kl_times_ratio):
-    """Per-token loop of the clipped surrogate + beta * k3 KL, then the named aggregation."""
+def reference_loss(logp, old, ref, adv, mask, loss_type, eps_low, eps_high, beta, max_len, kl_times_ratio,
+                   weights=None):
+    """Per-token loop of the clipped surrogate (times an importance weight) + beta * k3 KL, then the named
+    aggregation."""
     B, T = len(logp), len(logp[0])
     rows = []
     for b in range(B):
@@ -56,7 +66,7 @@ def reference_loss(logp, old, ref, adv, mask, loss_type, eps_low, eps_high, beta
             w = math.exp(logp[b][t] - old[b][t])
             a = adv[b]
             clipped = min(max(w, 1 - eps_low), 1 + eps_high)
-            loss = -min(w * a, clipped * a)
+            loss = -min(w * a, clipped * a) * (weights[b][t] if weights else 1.0)
             if beta:
                 d = ref[b][t] - logp[b][t]
                 kl = math.exp(d) - d - 1
@@ -189,3 +199,36 @@ def test_no_informative_group_keeps_the_batch_whole():
     adv = torch.zeros(6)
     same, same_adv, fraction = drop_equal_groups(batch, adv, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0], 3)
     assert same is batch and same_adv is adv and fraction == 0.0
+
+
+def test_truncated_is_weights_match_loop_and_cap():
+    gen = torch.Generator().manual_seed(5)
+    trainer = -torch.rand(3, 6, generator=gen) * 4
+    sampler = trainer + torch.randn(3, 6, generator=gen)
+    weights = truncated_is_weights(trainer, sampler, cap=2.0)
+    want = [[min(math.exp(t - s), 2.0) for t, s in zip(tr, sr)] for tr, sr in zip(trainer.tolist(), sampler.tolist())]
+    torch.testing.assert_close(weights, torch.tensor(want), rtol=1e-6, atol=0)
+    assert weights.max().item() == 2.0 and weights.min().item() < 1.0
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_importance_weights_multiply_the_policy_term_only(loss_type):
+    logp, old, ref, adv, mask = random_inputs(seed=6)
+    gen = torch.Generator().manual_seed(7)
+    weights = truncated_is_weights(old, old + torch.randn(old.shape, generator=gen) * 0.5, cap=2.0)
+    kw = {"loss_type": loss_type, "eps_low": 0.2, "eps_high": 0.28, "beta": 0.05}
+    loss, _ = policy_loss(logp, old, ref, adv, mask, is_weights=weights, **kw)
+    want = reference_loss(logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(), loss_type, 0.2,
+                          0.28, 0.05, None, False, weights=weights.tolist())
+    assert loss.item() == pytest.approx(want, rel=1e-5, abs=1e-6)
+    unweighted, _ = policy_loss(logp, old, ref, adv, mask, **kw)
+    assert loss.item() != pytest.approx(unweighted.item(), rel=1e-3)
+
+
+def test_logp_gap_stats_over_masked_tokens():
+    trainer = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, -9.0]])
+    sampler = torch.tensor([[-1.1, -2.0, -1.0], [-0.2, -0.5, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]])
+    stats = logp_gap_stats(trainer, sampler, mask)
+    assert stats["logp_gap_mean"] == pytest.approx((0.1 + 0.0 + 0.3 + 0.0) / 4, rel=1e-5)
+    assert stats["logp_gap_max"] == pytest.approx(0.3, rel=1e-5)

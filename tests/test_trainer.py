@@ -250,9 +250,9 @@ def test_drop_equal_groups_trains_on_the_informative_groups_only(tmp_path, monke
                            forced_verdict=True, max_think_tokens=0)
     accumulate = trainer.accumulate_gradients
 
-    def spy_accumulate(batch, advantages, ref_logp):
+    def spy_accumulate(batch, advantages, ref_logp, **kwargs):
         seen["batch"], seen["advantages"] = batch, advantages
-        return accumulate(batch, advantages, ref_logp)
+        return accumulate(batch, advantages, ref_logp, **kwargs)
 
     trainer.accumulate_gradients = spy_accumulate
     metrics = trainer.train_step()
@@ -273,3 +273,17 @@ def test_drop_equal_groups_trains_on_the_informative_groups_only(tmp_path, monke
 def test_drop_equal_groups_is_refused_with_deepspeed():
     with pytest.raises(ValueError, match="--drop-equal-groups"):
         TrainConfig(drop_equal_groups=True, zero_stage=3)
+
+
+def test_sampler_trainer_gap_is_logged_and_importance_weights_are_near_one(tmp_path):
+    """The engine samples with the trainer's own log-probs: the logged gap is float noise, so the truncated
+    importance weights of --tis-cap are ~1 and a second update per batch reuses the first one's old log-probs."""
+    trainer = make_trainer(tmp_path, max_steps=2, tis_cap=2.0, updates_per_batch=2)
+    trainer.train()
+    metrics = read_metrics(tmp_path / "run")
+    assert [m["step"] for m in metrics] == [1, 2]
+    for m in metrics:
+        assert 0.0 <= m["logp_gap_mean"] <= m["logp_gap_max"] < 1e-3
+        assert m["tis_weight"] == pytest.approx(1.0, abs=1e-3)
+        assert math.isfinite(m["loss"]) and m["skipped"] == 0
+        assert m["ratio"] != 1.0  # the second update's ratio is against the first update's log-probs

@@ -176,3 +176,14 @@ def test_metric_reduction_matches_pooled_batch():
     assert reduced.keys() == expected.keys()
     for key in expected:
         assert reduced[key] == pytest.approx(expected[key], rel=1e-12), key
+
+
+def test_max_metrics_are_the_largest_ranks_and_gap_means_are_token_weighted():
+    ranks = [({"logp_gap_max": 0.3, "logp_gap_mean": 0.1}, 10), ({"logp_gap_max": 0.7, "logp_gap_mean": 0.4}, 30)]
+    keys = ["logp_gap_max", "logp_gap_mean"]
+    packs = [pack_metrics(local, keys, tuple(keys), 2, tokens) for local, tokens in ranks]
+    sums = [sum(p["sum"][i] for p in packs) for i in range(len(packs[0]["sum"]))]
+    maxes = [max(p["max"][i] for p in packs) for i in range(len(packs[0]["max"]))]
+    reduced = unpack_metrics(ranks[0][0], keys, sums, maxes)
+    assert reduced["logp_gap_max"] == 0.7
+    assert reduced["logp_gap_mean"] == pytest.approx((0.1 * 10 + 0.4 * 30) / 40)
