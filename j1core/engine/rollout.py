@@ -135,6 +135,24 @@ def stop_ids_of(*sources) -> list[int]:
     return sorted(ids)
 
 
+def check_generate_args(prompts, n, max_new_tokens, seed, forced_suffix, choice_ids) -> list[int]:
+    """Clear errors for a generate call's arguments (the engine's and the vLLM backend's); -> one seed a prompt."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("rollout: prompts must be a non-empty list of non-empty token-id lists")
+    tail = forced_suffix is not None or choice_ids is not None
+    if tail and (forced_suffix is None or not choice_ids):
+        raise ValueError("rollout: a forced tail needs both a forced_suffix and choice_ids")
+    if tail and not forced_suffix and max_new_tokens > 0:
+        raise ValueError("rollout: an empty forced_suffix needs max_new_tokens=0 (the prompt ends where the "
+                         "choice is made)")
+    if n < 1 or max_new_tokens < (0 if tail else 1):
+        raise ValueError(f"rollout: n ({n}) and max_new_tokens ({max_new_tokens}) must be >= 1")
+    seeds = seed if isinstance(seed, (list, tuple)) else [mix_seed(seed, i) for i in range(len(prompts))]
+    if len(seeds) != len(prompts):
+        raise ValueError(f"rollout: {len(seeds)} seeds for {len(prompts)} prompts")
+    return list(seeds)
+
+
 class RolloutEngine:
     """Owns a copy of the model's weights (see CompactDecoder). state_dict: full weights to use instead of
     model.state_dict(), e.g. gathered once under ZeRO-3 where the model's own parameters are partitioned.
@@ -164,22 +182,11 @@ class RolloutEngine:
                  top_p: float = 1.0, top_k: int = 0, seed: int | list[int] = 0, stop_token_ids=None,
                  min_new_tokens: int = 0, forced_suffix: list[int] | None = None,
                  choice_ids: list[int] | None = None) -> list[list[Completion]]:
-        if not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("rollout: prompts must be a non-empty list of non-empty token-id lists")
+        prompt_seeds = check_generate_args(prompts, n, max_new_tokens, seed, forced_suffix, choice_ids)
         tail = None
-        if forced_suffix is not None or choice_ids is not None:
-            if forced_suffix is None or not choice_ids:
-                raise ValueError("rollout: a forced tail needs both a forced_suffix and choice_ids")
-            if not forced_suffix and max_new_tokens > 0:
-                raise ValueError("rollout: an empty forced_suffix needs max_new_tokens=0 (the prompt ends where "
-                                 "the choice is made)")
+        if forced_suffix is not None:
             tail = (torch.tensor(forced_suffix, dtype=torch.long, device=self.device),
                     torch.tensor(choice_ids, dtype=torch.long, device=self.device))
-        if n < 1 or max_new_tokens < (0 if tail else 1):
-            raise ValueError(f"rollout: n ({n}) and max_new_tokens ({max_new_tokens}) must be >= 1")
-        prompt_seeds = seed if isinstance(seed, (list, tuple)) else [mix_seed(seed, i) for i in range(len(prompts))]
-        if len(prompt_seeds) != len(prompts):
-            raise ValueError(f"rollout: {len(prompt_seeds)} seeds for {len(prompts)} prompts")
         steps = max_new_tokens + (len(forced_suffix) + 1 if tail else 0)
         stop_ids = torch.tensor(stop_ids_of(self.eos_ids, stop_token_ids),
                                 dtype=torch.long, device=self.device)

@@ -38,7 +38,7 @@ import re
 
 import torch
 
-from j1core.engine.rollout import Completion, mix_seed, sample_uniforms, stop_ids_of
+from j1core.engine.rollout import Completion, check_generate_args, mix_seed, sample_uniforms, stop_ids_of
 from j1core.engine.sampling import choose_tokens
 
 
@@ -174,19 +174,8 @@ class VLLMRollout:
                  top_p: float = 1.0, top_k: int = 0, seed: int | list[int] = 0, stop_token_ids=None,
                  min_new_tokens: int = 0, forced_suffix: list[int] | None = None,
                  choice_ids: list[int] | None = None) -> list[list[Completion]]:
-        if not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("rollout: prompts must be a non-empty list of non-empty token-id lists")
-        tail = forced_suffix is not None or choice_ids is not None
-        if tail and (forced_suffix is None or not choice_ids):
-            raise ValueError("rollout: a forced tail needs both a forced_suffix and choice_ids")
-        if tail and not forced_suffix and max_new_tokens > 0:
-            raise ValueError("rollout: an empty forced_suffix needs max_new_tokens=0 (the prompt ends where the "
-                             "choice is made)")
-        if n < 1 or max_new_tokens < (0 if tail else 1):
-            raise ValueError(f"rollout: n ({n}) and max_new_tokens ({max_new_tokens}) must be >= 1")
-        seeds = seed if isinstance(seed, (list, tuple)) else [mix_seed(seed, i) for i in range(len(prompts))]
-        if len(seeds) != len(prompts):
-            raise ValueError(f"rollout: {len(seeds)} seeds for {len(prompts)} prompts")
+        seeds = check_generate_args(prompts, n, max_new_tokens, seed, forced_suffix, choice_ids)
+        tail = forced_suffix is not None
         prompts, seeds, mine = self.gather_tp(prompts, list(seeds))
         self.wake(["weights", "kv_cache"])
         stop = stop_ids_of(self.eos_ids, stop_token_ids)
