@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -34,6 +35,37 @@ def freeze_embeddings(model) -> None:
 def trained_parameters(model) -> list:
     """The parameters the optimizer updates (a checkpoint's optimizer state is saved in this order)."""
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def layer_groups(names: list[str]) -> list[list[str]]:
+    """Parameter names in order, grouped by decoder layer ("...layers.<i>."); every other name alone."""
+    groups: list[list[str]] = []
+    keys: list[str] = []
+    for name in names:
+        match = re.search(r"(^|\.)layers\.\d+\.", name)
+        key = name[:match.end()] if match else name
+        if keys and keys[-1] == key:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+            keys.append(key)
+    return groups
+
+
+def policy_tensors(model):
+    """(HF name, tensor) of every parameter, one decoder layer at a time; ZeRO-3 parameters (ds_id) are
+    gathered per layer and copied, so the copy outlives the gather."""
+    params = dict(model.named_parameters())
+    for group in layer_groups(list(params)):
+        tensors = [params[n] for n in group]
+        zero = any(hasattr(p, "ds_id") for p in tensors)
+        if zero:
+            import deepspeed
+
+            gather = deepspeed.zero.GatheredParameters(tensors)
+        with gather if zero else contextlib.nullcontext():
+            for name, p in zip(group, tensors):
+                yield name, p.detach().clone() if zero else p.detach()
 
 
 class LocalBackend:

@@ -47,16 +47,21 @@ def check_override_keys(keys) -> None:
                             f"({', '.join(RUN_SETTINGS)})")
 
 
-def model_fingerprint(state_dict) -> str:
+def model_fingerprint(tensors) -> str:
     """A digest of a model's weights: every tensor's name, shape, dtype and up to 4096 of its values taken at an
-    even stride. Cheap for any size; two different trainings or initialisations differ in nearly every value."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach()
+    even stride. Cheap for any size; two different trainings or initialisations differ in nearly every value.
+    tensors: a state dict, or (name, tensor) pairs streamed one at a time (j1core/backend.policy_tensors, so
+    that a ZeRO-3 model is never gathered whole for it)."""
+    items = tensors.items() if isinstance(tensors, dict) else tensors
+    parts = {}
+    for name, tensor in items:
+        tensor = tensor.detach()
         flat = tensor.reshape(-1)
         sample = flat[:: max(1, flat.numel() // 4096)][:4096].to("cpu", torch.float32)
-        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(sample.numpy().tobytes())
+        parts[name] = f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode() + sample.numpy().tobytes()
+    digest = hashlib.sha256()
+    for name in sorted(parts):
+        digest.update(parts[name])
     return digest.hexdigest()[:16]
 
 

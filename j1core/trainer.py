@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from j1core.backend import LocalBackend
+from j1core.backend import LocalBackend, policy_tensors
 from j1core.checkpoint import TRAINER_STATE, capture_rng, read_trainer_state, resolve_checkpoint, restore_rng
 from j1core.config import TrainConfig
 from j1core.data.fit import context_length, fit_pairs
@@ -95,13 +95,14 @@ class Trainer:
         self.policy, self.tokenizer, self.reference = self.backend.load_models(policy, tokenizer, reference)
         self.optimizer = self.backend.optimizer
         self.autocast_dtype = resolve_dtype(cfg.dtype)
-        with self.backend.full_weights() as weights:
-            self.model_fingerprint = model_fingerprint(weights)  # the starting weights: resume compares it
-            if cfg.rollout_backend == "engine":
-                self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
-                                            device=self.device, state_dict=weights)
+        # the starting weights, which resume compares; streamed a decoder layer at a time (ZeRO-3: never whole)
+        self.model_fingerprint = model_fingerprint(policy_tensors(self.policy))
         if cfg.rollout_backend == "vllm":
             self.engine = self.vllm_rollout()
+        else:
+            with self.backend.full_weights() as weights:
+                self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
+                                            device=self.device, state_dict=weights)
         self.max_completion_length = max_completion_tokens(cfg, self.tokenizer)
         self.context = context_length(self.policy)
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)

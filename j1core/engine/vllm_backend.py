@@ -31,13 +31,12 @@ vLLM 0.32 a seeded request whose prompt is split across steps rewinds its genera
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import re
 
 import torch
 
+from j1core.backend import policy_tensors
 from j1core.engine.rollout import Completion, check_generate_args, mix_seed, sample_uniforms, stop_ids_of
 from j1core.engine.sampling import choose_tokens
 
@@ -52,37 +51,6 @@ def kv_bytes_per_token(config, dtype_bytes: int) -> int:
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     return 2 * config.num_hidden_layers * getattr(config, "num_key_value_heads", heads) * head_dim * dtype_bytes
-
-
-def layer_groups(names: list[str]) -> list[list[str]]:
-    """Parameter names in order, grouped by decoder layer ("...layers.<i>."); every other name alone."""
-    groups: list[list[str]] = []
-    keys: list[str] = []
-    for name in names:
-        match = re.search(r"(^|\.)layers\.\d+\.", name)
-        key = name[:match.end()] if match else name
-        if keys and keys[-1] == key:
-            groups[-1].append(name)
-        else:
-            groups.append([name])
-            keys.append(key)
-    return groups
-
-
-def policy_tensors(model):
-    """(HF name, tensor) of every parameter, one decoder layer at a time; ZeRO-3 parameters (ds_id) are
-    gathered per layer and copied, so the copy outlives the gather."""
-    params = dict(model.named_parameters())
-    for group in layer_groups(list(params)):
-        tensors = [params[n] for n in group]
-        zero = any(hasattr(p, "ds_id") for p in tensors)
-        if zero:
-            import deepspeed
-
-            gather = deepspeed.zero.GatheredParameters(tensors)
-        with gather if zero else contextlib.nullcontext():
-            for name, p in zip(group, tensors):
-                yield name, p.detach().clone() if zero else p.detach()
 
 
 def repack_cpu_heads(model) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from j1core.engine.vllm_backend import layer_groups, vllm_available
+from j1core.backend import layer_groups
+from j1core.engine.vllm_backend import vllm_available
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB, read when vLLM starts: small on a shared machine
 
@@ -35,7 +36,7 @@ import torch
 from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
 from transformers import AutoModelForCausalLM
 
-from j1core.engine.vllm_backend import policy_tensors
+from j1core.backend import policy_tensors
 from j1core.model import tiny_config
 
 deepspeed.init_distributed(dist_backend="gloo")
