@@ -17,7 +17,8 @@ RUN_PLACE = {"output", "progress", "resume", "model_cache", "device", "tensorboa
              "deepspeed_config", "ref_on_cpu", "local_rank", "save_every", "max_bad_steps", "benchmark",
              "skip_invalid", "heldout_fraction", "data", "fields", "data_split", "freeze_embeddings",
              "kl_times_ratio", "eval_every", "eval_data", "eval_benchmark", "eval_limit", "best_metric",
-             "keep_checkpoints", "truncate", "resume_override", "overwrite"}
+             "keep_checkpoints", "truncate", "resume_override", "overwrite", "rollout_backend", "vllm_tensor_parallel",
+             "vllm_gpu_memory", "vllm_sleep"}
 
 
 def test_the_four_presets_are_there():
