@@ -102,8 +102,19 @@ def iter_records(path, split: str | None = None):
         yield from _records(path, path.read_bytes())
 
 
+def _optional(module: str, path: Path):
+    """Import what Parquet and saved datasets need (the `data` extra), or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{path}: reading it needs the {module.split('.')[0]} package: "
+                        "pip install -e '.[data]'") from None
+
+
 def _parquet_records(path: Path):
-    import pyarrow.parquet as pq
+    pq = _optional("pyarrow.parquet", path)
 
     try:
         table = pq.ParquetFile(path)
@@ -117,7 +128,7 @@ def _parquet_records(path: Path):
 
 
 def _dataset_dir_records(path: Path, split: str | None):
-    import datasets
+    datasets = _optional("datasets", path)
 
     data = datasets.load_from_disk(str(path))
     if isinstance(data, datasets.DatasetDict):

@@ -128,3 +128,16 @@ def test_judge_jsonl_reads_parquet_with_fields(tmp_path):
     path = write(tmp_path / "eval.parquet", rows, "parquet")
     pairs = load_eval_pairs("jsonl", str(path), fields="prompt=question,chosen=a,rejected=b", limit=3, seed=1)
     assert len(pairs) == 3 and all(p.chosen.startswith("good") and p.source == "eval" for p in pairs)
+
+
+def test_a_missing_reader_package_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    from j1core.data.formats import iter_records
+    from j1core.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # an import of it now raises ImportError
+    path = tmp_path / "pairs.parquet"
+    path.write_bytes(b"PAR1")
+    with pytest.raises(UserError, match="pairs.parquet: reading it needs the pyarrow package: pip install"):
+        list(iter_records(path))
