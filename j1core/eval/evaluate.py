@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import replace
@@ -46,6 +45,7 @@ from j1core.eval.verdicts import is_unlabeled, load_unlabeled, verdicts_line, wr
 from j1core.judge.prompts import FORMATS, OPEN_THINK
 from j1core.judge.rollout import SamplingParams, sample_judgments
 from j1core.judge.step import build_prompts, judgment_record
+from j1core.resume_check import normalised
 from j1core.runlog import progress_bar
 
 SOURCES = BENCHMARKS + ("builtin", "builtin_template", "jsonl")
@@ -182,14 +182,6 @@ def append_judgments(path: Path, records) -> None:
         handle.flush()
 
 
-def same_setting(name: str, saved, value) -> bool:
-    if saved == value:
-        return True
-    if name in ("model", "data", "prompt_style") and isinstance(saved, str) and isinstance(value, str):
-        return os.path.exists(value) and Path(saved).resolve() == Path(value).resolve()  # DIR/ is DIR
-    return False
-
-
 def check_run_identity(out_dir: Path, identity: dict) -> None:
     """Write judge_config.json, or refuse when the one already in out_dir names different settings."""
     path = out_dir / "judge_config.json"
@@ -202,7 +194,7 @@ def check_run_identity(out_dir: Path, identity: dict) -> None:
             raise UserError(f"{path}: expected one JSON object; use another --out")
         for name, value in identity.items():
             old = saved.get(name, ADDED_DEFAULTS.get(name))
-            if not same_setting(name, old, value):
+            if normalised(old, name) != normalised(value, name):  # DIR/ is DIR
                 raise UserError(f"{path}: field {name!r} is {old!r} but this run has {value!r}; "
                                 "use another --out, or delete the directory to start over")
     else:
