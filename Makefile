@@ -26,6 +26,7 @@ bench: install
 	$(PY) bench/grpo_step.py --prompts 2 --steps 1
 	$(PY) bench/grpo_step.py --shape reasoning --prompts 2 --G 2 --steps 1 --sides j1,trl
 	$(PY) bench/checkpointing.py
+	$(PY) bench/threads.py
 
 # The default run, then the base and the trained judge side by side on both built-in held-out splits:
 # prompt-held-out (builtin: the training templates, unseen prompts) and template-held-out (builtin_template:

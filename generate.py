@@ -10,7 +10,11 @@ Exit status: 0 done, 2 a user error (one line `j1: error: ...`; --debug adds the
 import argparse
 import sys
 
-from j1core.errors import ArgumentParser, run_main
+from j1core.threads import set_wait_policy
+
+set_wait_policy()  # before torch loads OpenMP (j1core/threads.py)
+
+from j1core.errors import ArgumentParser, run_main  # noqa: E402
 
 
 def generate(argv):

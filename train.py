@@ -10,8 +10,12 @@ Exit status: 0 done, 2 a user error (one line `j1: error: ...`; --debug adds the
 import signal
 import sys
 
-from j1core.config import parse_config
-from j1core.errors import run_main
+from j1core.threads import set_wait_policy
+
+set_wait_policy()  # before torch loads OpenMP (j1core/threads.py)
+
+from j1core.config import parse_config  # noqa: E402
+from j1core.errors import run_main  # noqa: E402
 
 
 def train(argv) -> int:

@@ -1,5 +1,6 @@
 """Rollout speed against the strongest peers, one invocation: HF generate, HF with one prefill per prompt,
-vLLM's CPU build (float32 and bfloat16), the j1 engine on plain and on packed weights.
+vLLM's CPU build (float32 and bfloat16), the j1 engine on plain and on packed float32 weights and, where the
+CPU has bfloat16 matrix instructions, in bfloat16 (weights and KV).
 
     python bench/rollout.py --quick          # smoke run: 2 prompts x n = 4, short completions (minutes)
     python bench/rollout.py                  # both shapes below, one round (make bench), bench/results/rollout.md
@@ -47,6 +48,7 @@ from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # n
 from machine import header, measure_peaks, write_result  # noqa: E402
 from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
 
+from j1core.engine.precision import bf16_matmul_native, rollout_dtype  # noqa: E402
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
 from j1core.judge.prompts import judge_prompt_ids  # noqa: E402
 from j1core.model import SMOLLM2_ALIAS, load_model, resolve_model_path  # noqa: E402
@@ -135,8 +137,8 @@ def hf_length(row, eos_ids, pad_id) -> int:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, packed: bool):
-        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 22, packed=packed)
+    def __init__(self, model, tokenizer, packed: bool | None, dtype: torch.dtype = torch.float32):
+        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 22, packed=packed, dtype=dtype)
         self.dtype = str(self.engine.decoder.dtype).removeprefix("torch.")  # the dtype the engine computes in
         self.eos_ids, self.force_id = self.engine.eos_ids, tokenizer.eos_token_id
         self.packed = self.engine.decoder.packed
@@ -200,7 +202,7 @@ def check(generator, what, got, expected):
         raise RuntimeError(f"{generator} ({what}): token counts {got} differ from the shape's {expected}")
 
 
-def table(name, times, prompts, lengths, params, peaks, repeats):
+def table(name, times, prompts, lengths, params, peaks, repeats, reference):
     samples = sum(len(row) for row in lengths)
     new_tokens = sum(sum(row) for row in lengths)
     prompt_tokens = sum(len(p) for p in prompts)
@@ -210,7 +212,8 @@ def table(name, times, prompts, lengths, params, peaks, repeats):
              f"new tokens per sample {flat[0]}-{flat[-1]} (median {statistics.median(flat):.0f}), "
              f"{new_tokens} in all; median of {repeats} alternating rounds\n",
              "| generator | dtype | prefill s | decode s | total s | new tok/s | decode tok/s | prefill tok/s "
-             "| decode % peak | prefill % peak | j1 engine speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| decode % peak | prefill % peak | speed-up of {reference} (auto's choice) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     best = {}
     for g, runs in times.items():
         dtype = runs["dtype"]
@@ -224,7 +227,7 @@ def table(name, times, prompts, lengths, params, peaks, repeats):
         lines.append(f"| {g} | {dtype} | {prefill:.2f} | {decode:.2f} | {total:.2f} | {new_tokens / total:.1f} | "
                      f"{decode_rate:.1f} | {prefill_rate:.0f} | {100 * 2 * params * decode_rate / peak:.1f}% | "
                      f"{100 * 2 * params * prefill_rate / peak:.1f}% | {{ratio:{g}}} |")
-    ref = best.get("j1 engine")
+    ref = best.get(reference)
     text = "\n".join(lines)
     for g, rate in best.items():
         text = text.replace(f"{{ratio:{g}}}", f"{ref / rate:.2f}x" if ref else "-")
@@ -259,8 +262,12 @@ def main():
 
     generators = {"HF generate": HFGenerate(model, tokenizer, shared_prefill=False),
                   "HF, one prefill per prompt, KV repeated n times": HFGenerate(model, tokenizer, True)}
-    engines = {"j1 engine, plain weights": Engine(model, tokenizer, packed=False),
-               "j1 engine": Engine(model, tokenizer, packed=None)}
+    engines = {"j1 engine, float32, plain weights": Engine(model, tokenizer, packed=False),
+               "j1 engine, float32": Engine(model, tokenizer, packed=None)}
+    if bf16_matmul_native("cpu"):  # without bfloat16 instructions it is emulated: no row
+        engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
+    auto, why = rollout_dtype("auto", model.config, torch.float32, "cpu")
+    reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
     vllms, info = {}, {}
     dtypes = [d for d in args.vllm_dtypes.split(",") if d]
     with tempfile.TemporaryDirectory(prefix="j1-bench-vllm-") as logs:
@@ -283,14 +290,15 @@ def main():
                           notes=(f"vLLM {info['vllm']} (torch {info['torch']}, transformers {info['transformers']}), "
                                  "own process and environment" if info else "no vLLM rows")),
                    f"Command: `python {' '.join(['bench/rollout.py', *sys.argv[1:]])}`; "
-                   f"weights' FLOPs per token: 2 x {params / 1e6:.1f}M.\n"]
+                   f"weights' FLOPs per token: 2 x {params / 1e6:.1f}M. `--rollout-dtype auto` here: {reference} "
+                   f"({why}).\n"]
             for s in wanted:
                 runs = dict(everyone)
                 if s == "reasoning" and not args.hf_reasoning:
                     runs = {g: r for g, r in runs.items() if not g.startswith("HF")}
                 times = run_shape(s, runs, prompts, shapes[s], repeats)
                 table_times = {g: {"dtype": runs[g].dtype, "t": t} for g, t in times.items()}
-                text = table(s, table_times, prompts, shapes[s], params, peaks, repeats)
+                text = table(s, table_times, prompts, shapes[s], params, peaks, repeats, reference)
                 print(text, flush=True)
                 out.append(text)
                 if s == "reasoning" and not args.hf_reasoning:

@@ -96,6 +96,7 @@ class TrainConfig:
     keep_checkpoints: int = 0
     # rollout backend and off-policy correction
     rollout_backend: str = "engine"
+    rollout_dtype: str = "auto"
     vllm_tensor_parallel: int = 1
     vllm_gpu_memory: float = 0.3
     vllm_sleep: bool = False
@@ -150,10 +151,11 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+ROLLOUT_DTYPES = ("auto", "model", "fp32", "bf16")  # j1core/engine/precision.py resolves them
 CHOICES = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
            "lr_schedule": ("constant", "cosine"), "loss_type": ("grpo", "bnpo", "dapo", "dr_grpo"),
            "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16"), "zero_stage": (0, 1, 2, 3),
-           "rollout_backend": ("engine", "vllm")}
+           "rollout_backend": ("engine", "vllm"), "rollout_dtype": ROLLOUT_DTYPES}
 # (lowest, highest, lowest excluded) per numeric setting; None = unbounded on that side.
 RANGES = {
     "heldout_fraction": (0.0, 1.0, False), "format_reward": (None, None, False), "max_think_tokens": (0, None, False),
@@ -301,6 +303,8 @@ HELP = {
                    "accuracy_order0/1 (higher is better), flip_rate, unparseable_rate (lower is better)",
     "keep_checkpoints": "also keep the last K saves as checkpoint-step-N/ (0 = off; checkpoint/ is the latest)",
     "rollout_backend": "engine (j1's rollout engine) or vllm (vLLM in the trainer's process; pip install -e '.[vllm]')",
+    "rollout_dtype": "what the engine samples in: auto (bf16 on a CPU where it measures faster, else the weights' "
+                     "dtype), model (the weights' dtype), fp32 or bf16; the trainer recomputes log-probs either way",
     "vllm_tensor_parallel": "vLLM tensor-parallel size: groups of this many ranks share one vLLM model",
     "vllm_gpu_memory": "share of each GPU's memory vLLM may take (weights and KV cache)",
     "vllm_sleep": "offload vLLM's weights and free its KV cache between rollouts (GPU only)",
@@ -324,7 +328,8 @@ GROUPS = {
     "distributed": ("zero_stage", "deepspeed_config", "ref_on_cpu", "local_rank"),
     "validation and checkpoints": ("eval_every", "eval_data", "eval_benchmark", "eval_limit", "best_metric",
                                    "keep_checkpoints"),
-    "rollout backend": ("rollout_backend", "vllm_tensor_parallel", "vllm_gpu_memory", "vllm_sleep", "tis_cap"),
+    "rollout backend": ("rollout_backend", "rollout_dtype", "vllm_tensor_parallel", "vllm_gpu_memory", "vllm_sleep",
+                        "tis_cap"),
 }
 
 

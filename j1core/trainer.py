@@ -22,6 +22,7 @@ from j1core.config import TrainConfig
 from j1core.data.fit import context_length, fit_pairs
 from j1core.data.formats import parse_field_map
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
+from j1core.engine.precision import rollout_dtype
 from j1core.engine.rollout import RolloutEngine
 from j1core.errors import UserError
 from j1core.eval.during_training import HeldoutEval, next_best
@@ -100,9 +101,7 @@ class Trainer:
         if cfg.rollout_backend == "vllm":
             self.engine = self.vllm_rollout()
         else:
-            with self.backend.full_weights() as weights:
-                self.engine = RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=cfg.max_batch_tokens,
-                                            device=self.device, state_dict=weights)
+            self.engine = self.rollout_engine()
         self.max_completion_length = max_completion_tokens(cfg, self.tokenizer)
         self.context = context_length(self.policy)
         train_pairs = pairs if pairs is not None else load_training_pairs(cfg)
@@ -194,6 +193,24 @@ class Trainer:
             return
         with self.backend.full_weights() as weights:
             self.engine.load_weights(weights)
+
+    def rollout_engine(self, dtype: torch.dtype | None = None) -> RolloutEngine:
+        """j1's engine over the policy's full weights, in `dtype` (None: --rollout-dtype resolved)."""
+        with self.backend.full_weights() as weights:
+            if dtype is None:
+                dtype = self.engine_dtype(weights["model.embed_tokens.weight"].dtype)
+            return RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=self.cfg.max_batch_tokens,
+                                 device=self.device, state_dict=weights, dtype=dtype)
+
+    def engine_dtype(self, weights_dtype: torch.dtype) -> torch.dtype:
+        """--rollout-dtype resolved (j1core/engine/precision.py); every rank takes bfloat16 only if all chose it."""
+        dtype, why = rollout_dtype(self.cfg.rollout_dtype, self.policy.config, weights_dtype, self.device)
+        if dtype != weights_dtype and self.backend.all_sum(1.0) > 1:
+            if self.backend.all_sum(float(dtype == torch.bfloat16)) < self.backend.all_sum(1.0):
+                dtype, why = weights_dtype, "not every rank measured bfloat16 faster"
+        if self.is_main:
+            print(f"j1: rollout engine in {str(dtype).removeprefix('torch.')} ({why})", flush=True)
+        return dtype
 
     def vllm_rollout(self):
         """vLLM in this process (j1core/engine/vllm_backend.py), built from --model, then given the policy's weights."""
@@ -327,7 +344,8 @@ class Trainer:
         """Everything besides weights and optimizer that a resumed run needs to continue exactly."""
         return {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
                 "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
-                "config": vars(self.cfg), "model_fingerprint": self.model_fingerprint, "best": self.best}
+                "config": vars(self.cfg), "model_fingerprint": self.model_fingerprint, "best": self.best,
+                "rollout_dtype_used": str(getattr(self.engine, "decoder", None) and self.engine.decoder.dtype)}
 
     def load_state_dict(self, state: dict, where: str = TRAINER_STATE) -> None:
         for name in ("step", "bad_steps_in_row", "bad_steps_total"):
@@ -347,6 +365,11 @@ class Trainer:
             raise UserError(f"{where}: field 'stream': {err}") from None
         self.bad_steps_in_row, self.bad_steps_total = state["bad_steps_in_row"], state["bad_steps_total"]
         self.best = state.get("best")
+        # --rollout-dtype auto is measured once per run: a resumed run samples in what its first part chose
+        used = {"torch.float32": torch.float32, "torch.bfloat16": torch.bfloat16}.get(state.get("rollout_dtype_used"))
+        if self.cfg.rollout_dtype == "auto" and hasattr(self.engine, "decoder") and used not in (
+                None, self.engine.decoder.dtype):
+            self.engine = self.rollout_engine(used)
         restore_rng(state.get("rng"), where)
 
     def save(self):

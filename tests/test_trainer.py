@@ -278,7 +278,7 @@ def test_drop_equal_groups_is_refused_with_deepspeed():
 def test_sampler_trainer_gap_is_logged_and_importance_weights_are_near_one(tmp_path):
     """The engine samples with the trainer's own log-probs: the logged gap is float noise, so the truncated
     importance weights of --tis-cap are ~1 and a second update per batch reuses the first one's old log-probs."""
-    trainer = make_trainer(tmp_path, max_steps=2, tis_cap=2.0, updates_per_batch=2)
+    trainer = make_trainer(tmp_path, max_steps=2, tis_cap=2.0, updates_per_batch=2, rollout_dtype="fp32")
     trainer.train()
     metrics = read_metrics(tmp_path / "run")
     assert [m["step"] for m in metrics] == [1, 2]
@@ -287,3 +287,33 @@ def test_sampler_trainer_gap_is_logged_and_importance_weights_are_near_one(tmp_p
         assert m["tis_weight"] == pytest.approx(1.0, abs=1e-3)
         assert math.isfinite(m["loss"]) and m["skipped"] == 0
         assert m["ratio"] != 1.0  # the second update's ratio is against the first update's log-probs
+
+
+def test_bf16_rollouts_train_on_the_trainers_own_log_probs(tmp_path, capsys):
+    """Sampling in bfloat16: the ratio's old log-probs are the trainer's float32 ones, so the sampler's gap is
+    logged (bfloat16 rounding, small but not float noise) and the first update's ratio is exactly 1."""
+    trainer = make_trainer(tmp_path, max_steps=2, tis_cap=2.0, rollout_dtype="bf16", beta=0.0)
+    assert trainer.engine.decoder.dtype == torch.bfloat16
+    assert "rollout engine in bfloat16 (asked for)" in capsys.readouterr().out
+    trainer.train()
+    for m in read_metrics(tmp_path / "run"):
+        assert 1e-4 < m["logp_gap_max"] < 0.5 and m["logp_gap_mean"] < 0.05
+        assert m["ratio"] == pytest.approx(1.0, abs=1e-6) and math.isfinite(m["loss"])
+        assert m["tis_weight"] == pytest.approx(1.0, abs=0.05)
+    saved = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["state"]
+    assert saved["rollout_dtype_used"] == "torch.bfloat16"
+
+
+def test_resume_samples_in_the_dtype_auto_chose_first(tmp_path, monkeypatch):
+    from j1core.engine import precision
+
+    monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: True)
+    monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 3.0)
+    first = make_trainer(tmp_path, max_steps=1)
+    assert first.engine.decoder.dtype == torch.bfloat16
+    first.train()
+    monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 1.0)  # a later, slower measure
+    assert make_trainer(tmp_path / "other", max_steps=1).engine.decoder.dtype == torch.float32
+    resumed = make_trainer(tmp_path, max_steps=2, resume=str(tmp_path / "run"), resume_override=("max_steps",))
+    assert resumed.step == 1 and resumed.engine.decoder.dtype == torch.bfloat16
+    resumed.train()

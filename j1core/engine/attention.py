@@ -102,7 +102,8 @@ class SharedPromptAttention:
         s_prompt = self.row_major(s_prompt)
         s_gen = torch.matmul(q, g_keys.transpose(-1, -2))
         width = s_prompt.shape[-1]
-        probs = torch.cat((s_prompt, s_gen), dim=-1).softmax(dim=-1)
+        # Below float32 the softmax runs in float32, as SDPA's kernels do (its sum over hundreds of keys).
+        probs = torch.cat((s_prompt, s_gen), dim=-1).softmax(dim=-1, dtype=torch.float32).to(q.dtype)
         p_prompt, p_gen = probs.split((width, s_gen.shape[-1]), dim=-1)
         out = torch.matmul(p_gen, g_values) + self.row_major(torch.matmul(self.prompt_major(p_prompt), p_values))
         return out.reshape(batch, 1, heads * dim)

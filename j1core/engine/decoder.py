@@ -6,7 +6,8 @@ Embed -> per layer (RMSNorm, fused q/k/v projection with optional biases (Qwen2)
 preallocated KVCache, o projection, RMSNorm, fused gate/up SwiGLU MLP) -> final norm -> LM head on the
 requested positions only. The plain reference it is tested against is the Hugging Face forward itself.
 The decoder owns copies of the weights (fused q/k/v and gate/up), refreshed by `load_state_dict`. On CPU in
-float32 the matrices are kept in oneDNN's packed layout (j1core/engine/packed_linear.py; `packed=False`: plain).
+float32 (and in bfloat16 where the CPU has its matrix instructions) the matrices are kept in oneDNN's packed
+layout (j1core/engine/packed_linear.py; `packed=False`: plain).
 Attention (j1core/engine/attention.py) is passed in per call: prefill blocks or a decode step over shared prompts.
 
 What differs between the families (j1core.model.check_architecture refuses the rest, here and at load):
@@ -90,8 +91,8 @@ class CompactDecoder:
         self.dtype = dtype or any_weight.dtype
         available = packing_available(self.device, self.dtype)
         if packed and not available:
-            raise ValueError(f"rollout engine: packed weights need float32 on a CPU with oneDNN, not "
-                             f"{self.dtype} on {self.device}")
+            raise ValueError(f"rollout engine: packed weights need float32 (or bfloat16 with its matrix "
+                             f"instructions) on a CPU with oneDNN, not {self.dtype} on {self.device}")
         self.packed = available if packed is None else packed
         self.weights = {}
         self.load_state_dict(state_dict)

@@ -10,7 +10,7 @@ engine both ways.
 
 `linear` and `add_linear` take a plain weight (F.linear / addmm: the reference) or a packed one (`pack`).
 A packed weight is an opaque oneDNN tensor: it keeps its logical shape but no strides, so it serves only as
-the weight of these two functions. Results differ from F.linear by float32 summation order (~1e-6 relative).
+the weight of these two functions. Results differ from F.linear by summation order (float32: ~1e-6 relative).
 """
 from __future__ import annotations
 
@@ -21,9 +21,12 @@ PACK_ROWS = 64  # the row count oneDNN is told to expect: a decode step's batch
 
 
 def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
-    """oneDNN packing serves float32 on CPU in builds that have it (the CPU wheels do)."""
-    return (device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    """oneDNN packing serves float32 on CPU in builds that have it (the CPU wheels do), and bfloat16 where the
+    CPU has bfloat16 matrix instructions."""
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available() or \
+            not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return False
+    return dtype == torch.float32 or (dtype == torch.bfloat16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
 
 
 def pack(weight: torch.Tensor) -> torch.Tensor:

@@ -156,12 +156,14 @@ def check_generate_args(prompts, n, max_new_tokens, seed, forced_suffix, choice_
 class RolloutEngine:
     """Owns a copy of the model's weights (see CompactDecoder). state_dict: full weights to use instead of
     model.state_dict(), e.g. gathered once under ZeRO-3 where the model's own parameters are partitioned.
-    packed: weights in oneDNN's packed layout (None: wherever available, i.e. float32 on CPU)."""
+    packed: weights in oneDNN's packed layout (None: wherever available, i.e. float32 on CPU, and bfloat16 on
+    CPUs with its matrix instructions). dtype: what the engine's weights, KV and activations are kept in (None:
+    the weights' own; j1core/engine/precision.rollout_dtype chooses one from a --rollout-dtype flag)."""
 
     def __init__(self, model, tokenizer=None, max_batch_tokens: int = 65536, device=None, state_dict=None,
-                 packed: bool | None = None):
+                 packed: bool | None = None, dtype: torch.dtype | None = None):
         weights = state_dict if state_dict is not None else dict(model.state_dict())
-        self.decoder = CompactDecoder(model.config, weights, device=device, packed=packed)
+        self.decoder = CompactDecoder(model.config, weights, device=device, dtype=dtype, packed=packed)
         generation_config = getattr(model, "generation_config", None)
         self.eos_ids = stop_ids_of(model.config.eos_token_id, getattr(generation_config, "eos_token_id", None),
                                    getattr(tokenizer, "eos_token_id", None))

@@ -35,6 +35,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from j1core.config import ROLLOUT_DTYPES
 from j1core.data.benchmarks import BENCHMARKS, load_benchmark
 from j1core.data.fit import context_length, fit_pairs
 from j1core.data.formats import parse_field_map
@@ -52,9 +53,9 @@ SOURCES = BENCHMARKS + ("builtin", "builtin_template", "jsonl")
 # Settings that change what a judgment is; resuming with a different value would mix two evaluations.
 RUN_IDENTITY = ("model", "benchmark", "data", "format", "prompt_style", "samples", "temperature", "top_p",
                 "max_new_tokens", "forced_verdict", "max_think_tokens", "seed", "fields", "data_split", "dtype",
-                "truncate")
+                "truncate", "rollout_dtype")
 # the value of settings judge_config.json once lacked
-ADDED_DEFAULTS = {"fields": None, "data_split": None, "dtype": "fp32", "truncate": False}
+ADDED_DEFAULTS = {"fields": None, "data_split": None, "dtype": "fp32", "truncate": False, "rollout_dtype": "model"}
 
 
 def add_judge_args(parser) -> None:
@@ -63,6 +64,9 @@ def add_judge_args(parser) -> None:
     model.add_argument("--model-cache", default=None, help="cache of the dequantized bundled model")
     model.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     model.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="weights dtype (default: fp32)")
+    model.add_argument("--rollout-dtype", default="model", choices=ROLLOUT_DTYPES,
+                       help="what the engine judges in: model (the weights' dtype, the default: a result does not "
+                            "depend on the CPU), auto (bf16 where this CPU measures it faster), fp32 or bf16")
     data = parser.add_argument_group("data")
     data.add_argument("--benchmark", required=True, choices=SOURCES,
                       help="benchmark adapter; builtin = j1's prompt-held-out pairs; builtin_template = its "
@@ -257,6 +261,7 @@ def judge_items(items, judge, fmt: str, path: Path, samples: int = 1, chunk_size
 
 def run_judge(args) -> dict:
     """`generate.py judge`: judge, resume if interrupted, write the reports; returns report.json's content."""
+    from j1core.engine.precision import rollout_dtype
     from j1core.engine.rollout import RolloutEngine
     from j1core.model import load_model, pick_device
 
@@ -274,7 +279,8 @@ def run_judge(args) -> dict:
     pairs = fit_pairs(pairs, tokenizer, args.format, args.prompt_style, context_length(model), completion,
                       truncate=args.truncate, where=args.data or args.benchmark, drop_flag=None,
                       kv_budget=args.max_batch_tokens - args.samples * completion)[0]
-    engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device)
+    dtype = rollout_dtype(args.rollout_dtype, model.config, next(model.parameters()).dtype, device)[0]
+    engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device, dtype=dtype)
     judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
                          args.max_think_tokens, args.temperature, args.top_p)
     items = build_prompts(pairs, args.format, tokenizer, args.prompt_style)
@@ -284,6 +290,7 @@ def run_judge(args) -> dict:
     path = out_dir / "judgments.jsonl"
     judged = judge_items(items, judge, args.format, path, args.samples, args.chunk_size, args.seed, args.progress)
     meta = {**identity, "subset": args.subset, "limit": args.limit, "device": device, "dtype": args.dtype,
+            "rollout_dtype_used": str(dtype).removeprefix("torch."),
             "items_judged_this_run": judged, "wall_s": time.time() - started}
     if unlabeled:
         report = write_verdicts(read_judgments(path), pairs, args.format, out_dir, meta)

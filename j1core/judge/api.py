@@ -75,8 +75,11 @@ class Judge:
     def __init__(self, model, tokenizer, format: str = "pairwise", prompt_style: str = "compact",
                  forced_verdict: bool | None = None, max_think_tokens: int = 0, max_new_tokens: int = 512,
                  temperature: float = 0.0, top_p: float = 1.0, samples: int = 1, seed: int = 0,
-                 max_batch_tokens: int = 65536, device=None):
-        """forced_verdict None: on for the pairwise format, off for the others (only pairwise can force)."""
+                 max_batch_tokens: int = 65536, device=None, rollout_dtype: str = "model"):
+        """forced_verdict None: on for the pairwise format, off for the others (only pairwise can force).
+        rollout_dtype: what the engine judges in (j1core/engine/precision.py): model (the weights' dtype),
+        auto (bf16 where this CPU measures it faster), fp32 or bf16."""
+        from j1core.engine.precision import rollout_dtype as resolve_rollout_dtype
         from j1core.engine.rollout import RolloutEngine
 
         check_format(format)
@@ -90,7 +93,9 @@ class Judge:
         self.format, self.prompt_style, self.samples, self.seed = format, prompt_style, samples, seed
         self.forced_verdict, self.max_think_tokens = forced_verdict, max_think_tokens
         self.tokenizer = tokenizer
-        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=max_batch_tokens, device=device)
+        dtype = resolve_rollout_dtype(rollout_dtype, model.config, next(model.parameters()).dtype,
+                                      device or next(model.parameters()).device)[0]
+        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=max_batch_tokens, device=device, dtype=dtype)
         self._sample = engine_judge(self.engine, tokenizer, format, forced_verdict, max_new_tokens,
                                     max_think_tokens, temperature, top_p)
 
@@ -100,7 +105,8 @@ class Judge:
              dtype: str = "fp32", model_cache=None, **settings) -> Judge:
         """Load a local HF directory, a j1 checkpoint or the alias smollm2-135m-instruct. Settings left None
         come from the checkpoint's training (trained_settings), else DEFAULTS; `settings` are the other
-        keyword arguments of Judge (max_new_tokens, temperature, top_p, samples, seed, max_batch_tokens)."""
+        keyword arguments of Judge (max_new_tokens, temperature, top_p, samples, seed, max_batch_tokens,
+        rollout_dtype)."""
         from j1core.model import load_model, pick_device, resolve_model_path
 
         given = {"format": format, "prompt_style": prompt_style, "forced_verdict": forced_verdict,

@@ -33,6 +33,19 @@ def test_add_linear_adds_the_residual_for_both_layouts(with_bias):
     torch.testing.assert_close(add_linear(residual, inp, weight, bias), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_packing_is_only_offered_for_float32_on_cpu():
-    assert not packing_available(torch.device("cpu"), torch.bfloat16)
+def test_packing_is_offered_for_float32_and_native_bfloat16_on_cpu_only():
+    native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert packing_available(torch.device("cpu"), torch.bfloat16) == native_bf16
+    assert not packing_available(torch.device("cpu"), torch.float16)
     assert not packing_available(torch.device("meta"), torch.float32)
+
+
+@pytest.mark.skipif(not packing_available(torch.device("cpu"), torch.bfloat16),
+                    reason="no bfloat16 matrix instructions on this CPU: bfloat16 weights are not packed")
+def test_packed_bfloat16_matches_plain_bfloat16():
+    gen = torch.Generator().manual_seed(4)
+    weight, residual = torch.randn(96, 64, generator=gen).bfloat16(), torch.randn(2, 7, 96, generator=gen).bfloat16()
+    inp = torch.randn(2, 7, 64, generator=gen).bfloat16()
+    torch.testing.assert_close(linear(inp, pack(weight)), F.linear(inp, weight), atol=3e-2, rtol=2e-2)
+    torch.testing.assert_close(add_linear(residual, inp, pack(weight)), add_linear(residual, inp, weight),
+                               atol=6e-2, rtol=2e-2)
