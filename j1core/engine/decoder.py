@@ -202,6 +202,10 @@ class CompactDecoder:
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32:  # one fused op, the same arithmetic as the float32 lines below
             return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
+        if x.device.type == "cpu" and not self.gemma:
+            # The CPU's bfloat16 rollout (j1core/engine/precision.py): one fused op in float32, rounded once, where
+            # HF rounds before scaling: closer to exact, not HF's rounding, and ~10% of a small decode step.
+            return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.gemma:  # Gemma scales in float32, then rounds; Llama rounds, then scales

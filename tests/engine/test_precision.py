@@ -116,3 +116,16 @@ def test_smollm2_bfloat16_rollout_agrees_with_float32_where_the_choice_is_clear(
                 for engine in (fp32, bf16)]
     for a, b in zip(*verdicts):
         assert abs(a[0].choice_logprobs[0] - b[0].choice_logprobs[0]) < 0.05
+
+
+def test_cpu_bfloat16_rms_norm_is_the_float32_norm_rounded_once():
+    model, _ = tiny_model("llama", seed=2, layers=1)
+    decoder = CompactDecoder(model.config, dict(model.state_dict()), dtype=torch.bfloat16)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, model.config.hidden_size, generator=gen).bfloat16()
+    weight = (torch.rand(model.config.hidden_size, generator=gen) + 0.5).bfloat16()
+    x32 = x.float()
+    exact = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + decoder.eps) * weight.float()
+    got = decoder.rms_norm(x, weight)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), exact, atol=0, rtol=2 ** -8)  # within one bfloat16 rounding
