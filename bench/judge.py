@@ -9,7 +9,8 @@ suffix "</think>\\n<answer>[[" appended, one prefill, and the letter chosen betw
 position's logits.
 - j1: exactly `generate.py judge --forced-verdict --max-think-tokens 0` does it: the pairs' prompts from
   j1core.judge.step.build_prompts (both orders of each pair), judged by j1core.eval.evaluate.engine_judge on a
-  RolloutEngine, in evaluation's chunks of --chunk-size prompts;
+  RolloutEngine, in evaluation's chunks of --chunk-size prompts; in float32 (evaluation's default) and, where
+  the CPU has bfloat16 matrix instructions, with `--rollout-dtype bf16` (bfloat16 weights and KV);
 - vLLM: the same token ids (prompt + suffix), all in one generate call, max_tokens = 1, temperature 0,
   allowed_token_ids = the ids of A and B (bench/vllm_env.py, bench/vllm_runner.py), prefix cache emptied
   before each call; by default at vLLM's best dtype for this CPU (bfloat16 where the CPU has bf16 matrix
@@ -39,6 +40,7 @@ from machine import cpu_model_and_flags, header, measure_peaks, write_result  # 
 from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
 
 from j1core.data.pairs import Pair  # noqa: E402
+from j1core.engine.precision import bf16_matmul_native  # noqa: E402
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
 from j1core.eval.evaluate import engine_judge  # noqa: E402
 from j1core.judge.step import build_prompts  # noqa: E402
@@ -114,6 +116,15 @@ def main():
         return verdicts
 
     sides = {"j1 (evaluation path, float32)": ("float32", run_j1)}
+    if bf16_matmul_native("cpu"):  # generate.py judge --rollout-dtype bf16 (or auto where it measures faster)
+        engine16 = RolloutEngine(model, tokenizer, max_batch_tokens=65536, dtype=torch.bfloat16)
+        j1_16 = engine_judge(engine16, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)
+        j1_16(items[:2], 1, 0)  # warm-up
+
+        def run_j1_bf16():
+            return [("A" if group[0]["p_a"] >= 0.5 else "B") for start in range(0, len(items), args.chunk_size)
+                    for group in j1_16(items[start:start + args.chunk_size], 1, 0)]
+        sides["j1 (evaluation path, --rollout-dtype bf16)"] = ("bfloat16", run_j1_bf16)
     procs = []
     info = {}
     with tempfile.TemporaryDirectory(prefix="j1-bench-judge-") as logs:
@@ -139,7 +150,7 @@ def main():
             run_j1_small = engine_judge(engine, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)
             run_j1_small(items[:2], 1, 0)  # warm-up
             for _, (_, run) in sides.items():
-                if run is not run_j1:
+                if run is not run_j1 and run.__name__ != "run_j1_bf16":
                     run()  # warm-up (vLLM: first batch shapes)
             times = {name: [] for name in sides}
             verdicts = {}

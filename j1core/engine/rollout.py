@@ -85,7 +85,10 @@ def prefix_groups(prompts: list[list[int]], min_shared: int | None = None) -> li
     min_shared tokens, default MIN_SHARED_PREFIX, read at call time).
 
     The shared length stops one token short of the shortest prompt, so every prompt keeps a remainder whose
-    last position yields its first-token logits.
+    last position yields its first-token logits. A group of two or more takes a further prompt only if its
+    shared prefix does not shrink: judge prompts all share the template's opening, and one group of a whole wave
+    would share just that, its remainders padded to the longest prompt of the wave; a pair's two orders share
+    the question as well and are about as long as each other.
     """
     min_shared = MIN_SHARED_PREFIX if min_shared is None else min_shared
     groups: list[tuple[list[int], int]] = []
@@ -94,7 +97,7 @@ def prefix_groups(prompts: list[list[int]], min_shared: int | None = None) -> li
             members, shared = groups[-1]
             first = prompts[members[0]]
             candidate = min(shared, common_prefix_len(first, prompt), len(prompt) - 1)
-            if candidate >= min_shared:
+            if candidate >= min_shared and (len(members) == 1 or candidate >= min(shared, len(prompt) - 1)):
                 groups[-1] = (members + [i], candidate)
                 continue
         groups.append(([i], len(prompt) - 1))

@@ -78,6 +78,12 @@ def test_prefix_groups_find_shared_prefix():
     same = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] * 2
     assert prefix_groups(same) == [([0, 1], 9)]  # one token left for the first-token logits
     assert prefix_groups(PROMPTS, min_shared=12) == [([0], 0), ([1], 0), ([2], 0)]
+    # judge prompts: every prompt shares the template's opening (10 tokens here), a pair's two orders the
+    # question too; a group is not stretched over the next pair at the cost of its shared prefix
+    template, q1, q2 = list(range(100, 110)), list(range(200, 220)), list(range(300, 340))
+    pairs = [template + q1 + [1, 2], template + q1 + [2, 1], template + q2 + [3, 4, 5], template + q2 + [4, 3, 5]]
+    assert prefix_groups(pairs) == [([0, 1], 30), ([2, 3], 50)]
+    assert prefix_groups(pairs + [pairs[3]]) == [([0, 1], 30), ([2, 3, 4], 50)]  # the same prefix: it joins
 
 
 def test_shared_prefix_prefill_equals_independent_prefill(llama, monkeypatch):
