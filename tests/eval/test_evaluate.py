@@ -308,3 +308,15 @@ def test_jsonl_forced_verdict_sampled_end_to_end(tiny_dir, tmp_path):
     assert report["sc_at_k"]["unparseable_rate"] == 0.0
     records = read_judgments(out / "judgments.jsonl")
     assert all(r["text"].count("</think>") == 1 and r["parsed"] for r in records)
+
+
+def test_rollout_dtype_judges_in_bf16_and_is_part_of_the_identity(tiny_dir, tmp_path):
+    save_pairs(PAIRS, tmp_path / "pairs.jsonl")
+    out = tmp_path / "out"
+    report = run_tiny(tiny_dir, out, "--benchmark", "jsonl", "--data", tmp_path / "pairs.jsonl", "--forced-verdict",
+                      "--max-think-tokens", 0, "--rollout-dtype", "bf16")
+    check_report_files(out, 5, 10)
+    assert report["meta"]["rollout_dtype_used"] == "bfloat16"
+    with pytest.raises(ValueError, match="field 'rollout_dtype' is 'bf16' but this run has 'model'"):
+        run_tiny(tiny_dir, out, "--benchmark", "jsonl", "--data", tmp_path / "pairs.jsonl", "--forced-verdict",
+                 "--max-think-tokens", 0)
