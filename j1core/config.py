@@ -304,7 +304,8 @@ HELP = {
     "keep_checkpoints": "also keep the last K saves as checkpoint-step-N/ (0 = off; checkpoint/ is the latest)",
     "rollout_backend": "engine (j1's rollout engine) or vllm (vLLM in the trainer's process; pip install -e '.[vllm]')",
     "rollout_dtype": "what the engine samples in: auto (bf16 on a CPU where it measures faster, else the weights' "
-                     "dtype), model (the weights' dtype), fp32 or bf16; the trainer recomputes log-probs either way",
+                     "dtype), model (the weights' dtype), fp32 or bf16; the trainer recomputes log-probs either way "
+                     "(--rollout-backend vllm runs in --dtype)",
     "vllm_tensor_parallel": "vLLM tensor-parallel size: groups of this many ranks share one vLLM model",
     "vllm_gpu_memory": "share of each GPU's memory vLLM may take (weights and KV cache)",
     "vllm_sleep": "offload vLLM's weights and free its KV cache between rollouts (GPU only)",
