@@ -205,9 +205,9 @@ class Trainer:
     def engine_dtype(self, weights_dtype: torch.dtype) -> torch.dtype:
         """--rollout-dtype resolved (j1core/engine/precision.py); every rank takes bfloat16 only if all chose it."""
         dtype, why = rollout_dtype(self.cfg.rollout_dtype, self.policy.config, weights_dtype, self.device)
-        if dtype != weights_dtype and self.backend.all_sum(1.0) > 1:
-            if self.backend.all_sum(float(dtype == torch.bfloat16)) < self.backend.all_sum(1.0):
-                dtype, why = weights_dtype, "not every rank measured bfloat16 faster"
+        world = self.backend.all_sum(1.0)  # collectives called on every rank, whatever it chose
+        if world > 1 and self.backend.all_sum(float(dtype == torch.bfloat16)) not in (0.0, world):
+            dtype, why = weights_dtype, "the ranks measured differently: the weights' dtype"
         if self.is_main:
             print(f"j1: rollout engine in {str(dtype).removeprefix('torch.')} ({why})", flush=True)
         return dtype

@@ -317,3 +317,17 @@ def test_resume_samples_in_the_dtype_auto_chose_first(tmp_path, monkeypatch):
     resumed = make_trainer(tmp_path, max_steps=2, resume=str(tmp_path / "run"), resume_override=("max_steps",))
     assert resumed.step == 1 and resumed.engine.decoder.dtype == torch.bfloat16
     resumed.train()
+
+
+def test_ranks_that_measure_differently_all_keep_the_weights_dtype(tmp_path, monkeypatch):
+    from j1core.engine import precision
+
+    trainer = make_trainer(tmp_path, max_steps=1, rollout_dtype="fp32")
+    monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: True)
+    monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 3.0)
+    trainer.cfg.rollout_dtype = "auto"
+    # two ranks: the first all_sum counts them, the second counts the ranks that chose bfloat16
+    answers = iter([2.0, 1.0, 2.0, 2.0])  # this rank chose bfloat16, the other float32; then both bfloat16
+    monkeypatch.setattr(trainer.backend, "all_sum", lambda value: next(answers))
+    assert trainer.engine_dtype(torch.float32) == torch.float32
+    assert trainer.engine_dtype(torch.float32) == torch.bfloat16
