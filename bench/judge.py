@@ -40,7 +40,7 @@ from machine import cpu_model_and_flags, header, measure_peaks, write_result  # 
 from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
 
 from j1core.data.pairs import Pair  # noqa: E402
-from j1core.engine.precision import bf16_matmul_native  # noqa: E402
+from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
 from j1core.eval.evaluate import engine_judge  # noqa: E402
 from j1core.judge.step import build_prompts  # noqa: E402
@@ -105,26 +105,20 @@ def main():
     suffix, letters = forced_suffix_ids(tokenizer), letter_ids(tokenizer)
     prompt_tokens = sum(len(it.ids) + len(suffix) for it in items)
 
-    engine = RolloutEngine(model, tokenizer, max_batch_tokens=65536)  # evaluation's default budget
-    j1 = engine_judge(engine, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)  # generate.py judge's defaults
+    def j1_side(dtype: torch.dtype):
+        """generate.py judge's path (its defaults, evaluation's batch budget) on an engine in `dtype`, warmed up."""
+        engine = RolloutEngine(model, tokenizer, max_batch_tokens=65536, dtype=dtype)
+        judge = engine_judge(engine, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)
+        judge(items[:2], 1, 0)  # warm-up
 
-    def run_j1():
-        verdicts = []
-        for start in range(0, len(items), args.chunk_size):
-            for group in j1(items[start:start + args.chunk_size], 1, 0):
-                verdicts.append("A" if group[0]["p_a"] >= 0.5 else "B")
-        return verdicts
+        def run():
+            return ["A" if group[0]["p_a"] >= 0.5 else "B" for start in range(0, len(items), args.chunk_size)
+                    for group in judge(items[start:start + args.chunk_size], 1, 0)]
+        return run
 
-    sides = {"j1 (evaluation path, float32)": ("float32", run_j1)}
+    sides = {"j1 (evaluation path, float32)": ("float32", j1_side(torch.float32))}
     if bf16_matmul_native("cpu"):  # generate.py judge --rollout-dtype bf16 (or auto where it measures faster)
-        engine16 = RolloutEngine(model, tokenizer, max_batch_tokens=65536, dtype=torch.bfloat16)
-        j1_16 = engine_judge(engine16, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)
-        j1_16(items[:2], 1, 0)  # warm-up
-
-        def run_j1_bf16():
-            return [("A" if group[0]["p_a"] >= 0.5 else "B") for start in range(0, len(items), args.chunk_size)
-                    for group in j1_16(items[start:start + args.chunk_size], 1, 0)]
-        sides["j1 (evaluation path, --rollout-dtype bf16)"] = ("bfloat16", run_j1_bf16)
+        sides["j1 (evaluation path, --rollout-dtype bf16)"] = ("bfloat16", j1_side(torch.bfloat16))
     procs = []
     info = {}
     with tempfile.TemporaryDirectory(prefix="j1-bench-judge-") as logs:
@@ -147,11 +141,9 @@ def main():
                                        temperature=0.0, allowed_token_ids=letters)
                     return ["A" if g[0][0] == letters[0] else "B" for g in out["token_ids"]]
                 sides[f"vLLM {dtype} (prefill + 1 token among A/B)"] = (dtype, run_vllm)
-            run_j1_small = engine_judge(engine, tokenizer, "pairwise", True, 512, 0, 0.0, 1.0)
-            run_j1_small(items[:2], 1, 0)  # warm-up
-            for _, (_, run) in sides.items():
-                if run is not run_j1 and run.__name__ != "run_j1_bf16":
-                    run()  # warm-up (vLLM: first batch shapes)
+            for name, (_, run) in sides.items():
+                if name.startswith("vLLM"):
+                    run()  # warm-up (vLLM: first batch shapes; the j1 sides warmed up when built)
             times = {name: [] for name in sides}
             verdicts = {}
             for r in range(repeats):

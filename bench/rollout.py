@@ -48,7 +48,8 @@ from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # n
 from machine import header, measure_peaks, write_result  # noqa: E402
 from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
 
-from j1core.engine.precision import bf16_matmul_native, rollout_dtype  # noqa: E402
+from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
+from j1core.engine.precision import rollout_dtype  # noqa: E402
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
 from j1core.judge.prompts import judge_prompt_ids  # noqa: E402
 from j1core.model import SMOLLM2_ALIAS, load_model, resolve_model_path  # noqa: E402
@@ -266,7 +267,7 @@ def main():
                "j1 engine, float32": Engine(model, tokenizer, packed=None)}
     if bf16_matmul_native("cpu"):  # without bfloat16 instructions it is emulated: no row
         engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
-    auto, why = rollout_dtype("auto", model.config, torch.float32, "cpu")
+    auto, why = rollout_dtype("auto", model, "cpu")
     reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
     vllms, info = {}, {}
     dtypes = [d for d in args.vllm_dtypes.split(",") if d]

@@ -196,18 +196,17 @@ class Trainer:
 
     def rollout_engine(self, dtype: torch.dtype | None = None) -> RolloutEngine:
         """j1's engine over the policy's full weights, in `dtype` (None: --rollout-dtype resolved)."""
+        dtype = dtype or self.engine_dtype()
         with self.backend.full_weights() as weights:
-            if dtype is None:
-                dtype = self.engine_dtype(weights["model.embed_tokens.weight"].dtype)
             return RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=self.cfg.max_batch_tokens,
                                  device=self.device, state_dict=weights, dtype=dtype)
 
-    def engine_dtype(self, weights_dtype: torch.dtype) -> torch.dtype:
+    def engine_dtype(self) -> torch.dtype:
         """--rollout-dtype resolved (j1core/engine/precision.py); every rank takes bfloat16 only if all chose it."""
-        dtype, why = rollout_dtype(self.cfg.rollout_dtype, self.policy.config, weights_dtype, self.device)
+        dtype, why = rollout_dtype(self.cfg.rollout_dtype, self.policy, self.device)
         world = self.backend.all_sum(1.0)  # collectives called on every rank, whatever it chose
         if world > 1 and self.backend.all_sum(float(dtype == torch.bfloat16)) not in (0.0, world):
-            dtype, why = weights_dtype, "the ranks measured differently: the weights' dtype"
+            dtype, why = next(self.policy.parameters()).dtype, "the ranks measured differently: the weights' dtype"
         if self.is_main:
             print(f"j1: rollout engine in {str(dtype).removeprefix('torch.')} ({why})", flush=True)
         return dtype
@@ -345,7 +344,7 @@ class Trainer:
         return {"step": self.step, "rng": capture_rng(), "stream": self.stream.state_dict(),
                 "bad_steps_in_row": self.bad_steps_in_row, "bad_steps_total": self.bad_steps_total,
                 "config": vars(self.cfg), "model_fingerprint": self.model_fingerprint, "best": self.best,
-                "rollout_dtype_used": str(getattr(self.engine, "decoder", None) and self.engine.decoder.dtype)}
+                "rollout_dtype_used": str(self.engine.decoder.dtype) if self.cfg.rollout_backend == "engine" else None}
 
     def load_state_dict(self, state: dict, where: str = TRAINER_STATE) -> None:
         for name in ("step", "bad_steps_in_row", "bad_steps_total"):
@@ -367,7 +366,7 @@ class Trainer:
         self.best = state.get("best")
         # --rollout-dtype auto is measured once per run: a resumed run samples in what its first part chose
         used = {"torch.float32": torch.float32, "torch.bfloat16": torch.bfloat16}.get(state.get("rollout_dtype_used"))
-        if self.cfg.rollout_dtype == "auto" and hasattr(self.engine, "decoder") and used not in (
+        if self.cfg.rollout_dtype == "auto" and self.cfg.rollout_backend == "engine" and used not in (
                 None, self.engine.decoder.dtype):
             self.engine = self.rollout_engine(used)
         restore_rng(state.get("rng"), where)

@@ -329,5 +329,5 @@ def test_ranks_that_measure_differently_all_keep_the_weights_dtype(tmp_path, mon
     # two ranks: the first all_sum counts them, the second counts the ranks that chose bfloat16
     answers = iter([2.0, 1.0, 2.0, 2.0])  # this rank chose bfloat16, the other float32; then both bfloat16
     monkeypatch.setattr(trainer.backend, "all_sum", lambda value: next(answers))
-    assert trainer.engine_dtype(torch.float32) == torch.float32
-    assert trainer.engine_dtype(torch.float32) == torch.bfloat16
+    assert trainer.engine_dtype() == torch.float32
+    assert trainer.engine_dtype() == torch.bfloat16

@@ -20,13 +20,19 @@ import torch.nn.functional as F
 PACK_ROWS = 64  # the row count oneDNN is told to expect: a decode step's batch
 
 
+def bf16_matmul_native(device) -> bool:
+    """bfloat16 matrix instructions on this CPU, as oneDNN reports them (AVX-512 BF16 or AMX)."""
+    return (torch.device(device).type == "cpu" and torch.backends.mkldnn.is_available()
+            and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+
+
 def packing_available(device: torch.device, dtype: torch.dtype) -> bool:
     """oneDNN packing serves float32 on CPU in builds that have it (the CPU wheels do), and bfloat16 where the
     CPU has bfloat16 matrix instructions."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available() or \
             not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
         return False
-    return dtype == torch.float32 or (dtype == torch.bfloat16 and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+    return dtype == torch.float32 or (dtype == torch.bfloat16 and bf16_matmul_native(device))
 
 
 def pack(weight: torch.Tensor) -> torch.Tensor:

@@ -17,20 +17,13 @@ import time
 import torch
 
 from j1core.config import ROLLOUT_DTYPES
-from j1core.engine.packed_linear import linear, pack, packing_available
+from j1core.engine.packed_linear import bf16_matmul_native, linear, pack, packing_available
 
 NAMED = {"fp32": torch.float32, "bf16": torch.bfloat16}
 AUTO_MARGIN = 1.2  # bfloat16 must be this much faster to be chosen
 DECODE_ROWS = 64  # a decode step's batch: a few prompts x n samples
 MAX_DIM = 2048  # the timed product's sides are capped so that a large model's check stays cheap
 _measured: dict[tuple, float] = {}
-
-
-def bf16_matmul_native(device) -> bool:
-    """bfloat16 matrix instructions on this CPU, as oneDNN reports them (AVX-512 BF16 or AMX)."""
-    device = torch.device(device)
-    return (device.type == "cpu" and torch.backends.mkldnn.is_available()
-            and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
 
 
 def bf16_speedup(hidden: int, intermediate: int, repeats: int = 5) -> float:
@@ -59,9 +52,10 @@ def bf16_speedup(hidden: int, intermediate: int, repeats: int = 5) -> float:
     return _measured[key]
 
 
-def rollout_dtype(choice: str, config, weights_dtype: torch.dtype, device) -> tuple[torch.dtype, str]:
-    """(dtype, why) for --rollout-dtype `choice` (j1core.config.ROLLOUT_DTYPES), a model's config, its weights'
-    dtype and the device the engine runs on."""
+def rollout_dtype(choice: str, model, device) -> tuple[torch.dtype, str]:
+    """(dtype, why) for --rollout-dtype `choice` (j1core.config.ROLLOUT_DTYPES) of `model` (its config and
+    its weights' dtype; under ZeRO-3 partitioned parameters keep theirs) on the device the engine runs on."""
+    config, weights_dtype = model.config, next(model.parameters()).dtype
     if choice not in ROLLOUT_DTYPES:
         raise ValueError(f"--rollout-dtype: {choice!r} is not one of {ROLLOUT_DTYPES}")
     if choice in NAMED:

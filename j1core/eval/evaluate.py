@@ -279,7 +279,7 @@ def run_judge(args) -> dict:
     pairs = fit_pairs(pairs, tokenizer, args.format, args.prompt_style, context_length(model), completion,
                       truncate=args.truncate, where=args.data or args.benchmark, drop_flag=None,
                       kv_budget=args.max_batch_tokens - args.samples * completion)[0]
-    dtype = rollout_dtype(args.rollout_dtype, model.config, next(model.parameters()).dtype, device)[0]
+    dtype = rollout_dtype(args.rollout_dtype, model, device)[0]
     engine = RolloutEngine(model, tokenizer, max_batch_tokens=args.max_batch_tokens, device=device, dtype=dtype)
     judge = engine_judge(engine, tokenizer, args.format, args.forced_verdict, args.max_new_tokens,
                          args.max_think_tokens, args.temperature, args.top_p)

@@ -93,8 +93,7 @@ class Judge:
         self.format, self.prompt_style, self.samples, self.seed = format, prompt_style, samples, seed
         self.forced_verdict, self.max_think_tokens = forced_verdict, max_think_tokens
         self.tokenizer = tokenizer
-        dtype = resolve_rollout_dtype(rollout_dtype, model.config, next(model.parameters()).dtype,
-                                      device or next(model.parameters()).device)[0]
+        dtype = resolve_rollout_dtype(rollout_dtype, model, device or next(model.parameters()).device)[0]
         self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=max_batch_tokens, device=device, dtype=dtype)
         self._sample = engine_judge(self.engine, tokenizer, format, forced_verdict, max_new_tokens,
                                     max_think_tokens, temperature, top_p)

@@ -19,26 +19,27 @@ NATIVE_BF16 = packing_available(torch.device("cpu"), torch.bfloat16)
 
 
 def test_named_choices_and_model_dtype():
-    config = tiny_model("llama", layers=1)[0].config
-    assert precision.rollout_dtype("fp32", config, torch.bfloat16, "cpu")[0] == torch.float32
-    assert precision.rollout_dtype("bf16", config, torch.float32, "cpu")[0] == torch.bfloat16
-    assert precision.rollout_dtype("model", config, torch.float32, "cpu")[0] == torch.float32
-    assert precision.rollout_dtype("auto", config, torch.bfloat16, "cpu")[0] == torch.bfloat16
+    model = tiny_model("llama", layers=1)[0]
+    model16 = tiny_model("llama", layers=1)[0].to(torch.bfloat16)
+    assert precision.rollout_dtype("fp32", model16, "cpu")[0] == torch.float32
+    assert precision.rollout_dtype("bf16", model, "cpu")[0] == torch.bfloat16
+    assert precision.rollout_dtype("model", model, "cpu")[0] == torch.float32
+    assert precision.rollout_dtype("auto", model16, "cpu")[0] == torch.bfloat16
     with pytest.raises(ValueError, match="--rollout-dtype: 'fp16'"):
-        precision.rollout_dtype("fp16", config, torch.float32, "cpu")
+        precision.rollout_dtype("fp16", model, "cpu")
 
 
 def test_auto_picks_bfloat16_only_where_measured_faster(monkeypatch):
-    config = tiny_model("llama", layers=1)[0].config
+    model = tiny_model("llama", layers=1)[0]
     monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: True)
     monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 2.5)
-    dtype, why = precision.rollout_dtype("auto", config, torch.float32, "cpu")
+    dtype, why = precision.rollout_dtype("auto", model, "cpu")
     assert dtype == torch.bfloat16 and "2.5x" in why
     monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 1.05)
-    assert precision.rollout_dtype("auto", config, torch.float32, "cpu")[0] == torch.float32
+    assert precision.rollout_dtype("auto", model, "cpu")[0] == torch.float32
     monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: False)
     monkeypatch.setattr(precision, "bf16_speedup", lambda *a: pytest.fail("measured without bf16 instructions"))
-    dtype, why = precision.rollout_dtype("auto", config, torch.float32, "cpu")
+    dtype, why = precision.rollout_dtype("auto", model, "cpu")
     assert dtype == torch.float32 and "no bfloat16" in why
     assert not precision.bf16_matmul_native("meta")
 
