@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -155,7 +154,9 @@ def run_side(args):
             texts, ids, golds = (list(column) for column in zip(*rows))
             out = run_trl(model_dir(args.model), texts, ids, golds, args, tmp, use_vllm=args.side == "trl-vllm",
                           variant=args.side)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from machine import peak_rss_bytes
+
+    out["peak_rss_mb"] = peak_rss_bytes() / 2**20
     if torch.cuda.is_available() and args.device.startswith("cuda"):
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     Path(args.result).write_text(json.dumps(out))

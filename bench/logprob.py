@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -35,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kernels import fused_linear_logprob
-from kernels.chunked import default_chunk_size
+from kernels.chunked import TARGET_CHUNK_ELEMENTS
 from kernels.reference import logits_fp32
 
 SMOLLM2, LLAMA3_8B = (576, 49_152), (4_096, 128_256)
@@ -62,8 +63,9 @@ def make_inputs(n, h, v, dtype, device, seed=0):
 
 
 def grad_in_forward_sum(hidden, weight, targets, grad_out, chunk_size=None):
-    """Liger-style: d(sum g * logp)/d(hidden, weight) computed chunk by chunk in the forward (g known up front)."""
-    chunk = chunk_size or default_chunk_size(hidden.shape[0], weight.shape[0])
+    """Liger-style: d(sum g * logp)/d(hidden, weight) computed chunk by chunk in the forward (g known up front),
+    chunks of whole-vocabulary rows of j1's chunk budget."""
+    chunk = chunk_size or max(1, min(hidden.shape[0], TARGET_CHUNK_ELEMENTS // weight.shape[0]))
     h, w = hidden.detach(), weight.detach()
     grad_h, grad_w = torch.empty_like(h), torch.zeros_like(w, dtype=torch.float32)
     for start in range(0, h.shape[0], chunk):
@@ -162,14 +164,17 @@ def peak_extra_bytes(fn, device) -> int:
         torch.cuda.synchronize()
         del result
         return torch.cuda.max_memory_allocated() - before
+    from machine import peak_rss_bytes
+
     before = rss_bytes()
+    peak_rss_bytes(reset=True)
     result = fn()
     del result
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    return peak_rss_bytes() - before
 
 
-def measure(path, n, h, v, dtype, device, repeats):
-    """{fwd_s, fwdbwd_s, fwd_mem, fwdbwd_mem} of one path; memory first (RSS high-water only grows)."""
+def measure(path, n, h, v, dtype, device, repeats, parts=("memory", "time")):
+    """{fwd_mem, fwdbwd_mem} and / or {fwd_s, fwdbwd_s} of one path; memory first (RSS high-water only grows)."""
     warm = make_inputs(8, h, 64, dtype, device)  # one-time allocator / thread-pool costs stay out of the peaks
     run_path(path, *warm, backward=True)
     hidden, weight, targets, grad_out = make_inputs(n, h, v, dtype, device)
@@ -179,23 +184,34 @@ def measure(path, n, h, v, dtype, device, repeats):
     def training():
         return run_path(path, hidden, weight, targets, grad_out, backward=True)
 
-    out = {"fwd_mem": peak_extra_bytes(forward, device), "fwdbwd_mem": peak_extra_bytes(training, device)}
-    if device.type == "cuda":
-        forward(), training()  # compile / warm up
-    out["fwd_s"] = time_it(forward, device, repeats)
-    out["fwdbwd_s"] = time_it(training, device, repeats)
+    out = {}
+    if "memory" in parts:
+        out.update(fwd_mem=peak_extra_bytes(forward, device), fwdbwd_mem=peak_extra_bytes(training, device))
+    if "time" in parts:
+        if device.type == "cuda":
+            forward(), training()  # compile / warm up
+        out["fwd_s"] = time_it(forward, device, repeats)
+        out["fwdbwd_s"] = time_it(training, device, repeats)
     return out
 
 
 def measure_in_subprocess(path, n, h, v, dtype, repeats):
-    """A fresh interpreter per (case, path), so each CPU high-water mark belongs to that path alone."""
-    code = (f"import json, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r}); import logprob; "
-            f"print(json.dumps(logprob.measure({path!r}, {n}, {h}, {v}, torch.{dtype}, torch.device('cpu'), "
-            f"{repeats})))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"bench case {path} N={n} failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """A fresh interpreter per (case, path, part), so each CPU high-water mark belongs to that path alone.
+    Memory is read with glibc's mmap threshold fixed at 64 KB: every large buffer is then mapped on allocation
+    and unmapped when freed, so the RSS high-water mark is the peak of live memory (with the default, adaptive
+    threshold, freed buffers may stay in the heap and the same path read 155 or 260 MB in two runs). Time is
+    measured in a second interpreter with the default allocator, which reuses freed memory without page faults."""
+    out = {}
+    for part, env in (("memory", {"MALLOC_MMAP_THRESHOLD_": "65536"}), ("time", {})):
+        code = (f"import json, sys, torch; sys.path.insert(0, {str(Path(__file__).parent)!r}); import logprob; "
+                f"print(json.dumps(logprob.measure({path!r}, {n}, {h}, {v}, torch.{dtype}, torch.device('cpu'), "
+                f"{repeats}, ({part!r},))))")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                                env={**os.environ, **env})
+        if result.returncode != 0:
+            raise RuntimeError(f"bench case {path} N={n} failed:\n{result.stderr[-2000:]}")
+        out.update(json.loads(result.stdout.strip().splitlines()[-1]))
+    return out
 
 
 def available_paths(device, wanted):

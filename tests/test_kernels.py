@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kernels import fused_linear_logprob
-from kernels.chunked import default_chunk_size
+from kernels.chunked import TARGET_CHUNK_ELEMENTS, VOCAB_CHUNK, chunked_logprob, default_chunks
 
 
 def make_inputs(n, h, v, dtype=torch.float32, scale=1.0, bias=False, seed=0):
@@ -20,9 +20,13 @@ def make_inputs(n, h, v, dtype=torch.float32, scale=1.0, bias=False, seed=0):
     return hidden, weight, targets, b
 
 
-def values_and_grads(impl, hidden, weight, targets, bias, temperature=1.0, entropy=False, chunk_size=None, seed=1):
+def values_and_grads(impl, hidden, weight, targets, bias, temperature=1.0, entropy=False, chunk_size=None, seed=1,
+                     vocab_chunk=None):
     """logp (and entropy), then grads of a random weighted sum of them w.r.t. every differentiable input."""
-    out = fused_linear_logprob(hidden, weight, targets, temperature, bias, chunk_size, entropy, impl)
+    if vocab_chunk is not None:  # vocabulary slices: the chunked path's own entry point
+        out = chunked_logprob(hidden, weight, targets, temperature, bias, chunk_size, entropy, vocab_chunk)
+    else:
+        out = fused_linear_logprob(hidden, weight, targets, temperature, bias, chunk_size, entropy, impl)
     outs = out if entropy else (out,)
     gen = torch.Generator().manual_seed(seed)
     loss = sum((o * torch.randn(o.shape, generator=gen).to(o.device)).sum() for o in outs)
@@ -47,6 +51,33 @@ def test_chunked_matches_reference_fp32(n, v, chunk, temperature, bias):
     ref = values_and_grads("reference", *inputs, temperature, entropy=True)
     got = values_and_grads("chunked", *inputs, temperature, entropy=True, chunk_size=chunk)
     assert_same(got[0] + got[1], ref[0] + ref[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("n,v,chunk,vocab_chunk", [(7, 50, 3, 16), (33, 129, 33, 40), (16, 64, 5, 64),
+                                                    (5, 31, 2, 1), (9, 100, None, 7)])
+@pytest.mark.parametrize("entropy", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_vocabulary_slices_match_reference(n, v, chunk, vocab_chunk, entropy, bias):
+    """Token x vocabulary chunks: online log-sum-exp (and entropy) across slices, targets in any slice."""
+    inputs = make_inputs(n, 24, v, bias=bias, scale=3.0)
+    ref = values_and_grads("reference", *inputs, 0.7, entropy=entropy)
+    got = values_and_grads("chunked", *inputs, 0.7, entropy=entropy, chunk_size=chunk, vocab_chunk=vocab_chunk)
+    assert_same(got[0] + got[1], ref[0] + ref[1], atol=1e-5, relative_to_max=True)
+
+
+def test_unused_entropy_output_gets_no_gradient_work(monkeypatch):
+    """With the entropy returned but not in the loss, the backward builds no entropy term (autograd passes None,
+    not zeros) and the gradients are those of the log-probs alone."""
+    import kernels.chunked as chunked
+
+    seen, real = [], chunked.logits_grad_chunk
+    monkeypatch.setattr(chunked, "logits_grad_chunk", lambda *a: seen.append(a[8]) or real(*a))
+    hidden, weight, targets, _ = make_inputs(11, 16, 70)
+    logp, _ = chunked_logprob(hidden, weight, targets, return_entropy=True, vocab_chunk_size=32)
+    got = torch.autograd.grad(logp.sum(), (hidden, weight))
+    ref = torch.autograd.grad(fused_linear_logprob(hidden, weight, targets, impl="reference").sum(), (hidden, weight))
+    assert_same(got, ref, atol=1e-5)
+    assert len(seen) == 3 and all(g is None for g in seen)
 
 
 def test_chunked_without_entropy_matches_reference():
@@ -97,17 +128,18 @@ def test_chunked_random_shapes():
 
     @hypothesis.settings(max_examples=15, deadline=None, derandomize=True)
     @hypothesis.given(n=st.integers(1, 20), v=st.integers(2, 70), h=st.integers(1, 12), chunk=st.integers(1, 25),
+                      vocab_chunk=st.integers(1, 80),
                       temperature=st.floats(0.3, 2.0), bias=st.booleans(), seed=st.integers(0, 1000))
-    def check(n, v, h, chunk, temperature, bias, seed):
-        check_random_case(n, v, h, chunk, temperature, bias, seed)
+    def check(n, v, h, chunk, vocab_chunk, temperature, bias, seed):
+        check_random_case(n, v, h, chunk, temperature, bias, seed, vocab_chunk)
 
     check()
 
 
-def check_random_case(n, v, h, chunk, temperature, bias, seed):
+def check_random_case(n, v, h, chunk, temperature, bias, seed, vocab_chunk=None):
     inputs = make_inputs(n, h, v, bias=bias, seed=seed)
     ref = values_and_grads("reference", *inputs, temperature, entropy=True)
-    got = values_and_grads("chunked", *inputs, temperature, entropy=True, chunk_size=chunk)
+    got = values_and_grads("chunked", *inputs, temperature, entropy=True, chunk_size=chunk, vocab_chunk=vocab_chunk)
     # 1e-5 of the largest magnitude: low temperatures scale logits and gradients past 10, where float32
     # sums in another order differ by more than 1e-5 absolute (seen: 1.3e-5 on a gradient of 17).
     assert_same(got[0] + got[1], ref[0] + ref[1], atol=1e-5, relative_to_max=True)
@@ -124,10 +156,13 @@ def test_frozen_weight_and_no_grad():
         assert not fused_linear_logprob(hidden, weight, targets, impl="chunked").requires_grad
 
 
-def test_default_chunk_size_bounds():
-    assert default_chunk_size(10, 49152) == 10
-    assert 1 <= default_chunk_size(100_000, 128_256) * 128_256 <= 1 << 23
-    assert default_chunk_size(5, 1 << 30) == 1
+@pytest.mark.parametrize("n,v", [(10, 49152), (1024, 49152), (128, 128_256), (100_000, 128_256), (5, 1 << 30),
+                                 (3, 7)])
+def test_default_chunks_bounds(n, v):
+    tokens, columns = default_chunks(n, v)
+    assert 1 <= tokens <= n and 1 <= columns <= v and columns <= VOCAB_CHUNK
+    assert tokens * columns <= TARGET_CHUNK_ELEMENTS
+    assert tokens == min(n, TARGET_CHUNK_ELEMENTS // columns)  # every token of a sequence of 1,024 in one chunk
 
 
 @pytest.mark.parametrize("field,kwargs", [
