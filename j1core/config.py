@@ -96,7 +96,7 @@ class TrainConfig:
     keep_checkpoints: int = 0
     # rollout backend and off-policy correction
     rollout_backend: str = "engine"
-    rollout_dtype: str = "auto"
+    rollout_dtype: str = "model"
     vllm_tensor_parallel: int = 1
     vllm_gpu_memory: float = 0.3
     vllm_sleep: bool = False
@@ -303,9 +303,11 @@ HELP = {
                    "accuracy_order0/1 (higher is better), flip_rate, unparseable_rate (lower is better)",
     "keep_checkpoints": "also keep the last K saves as checkpoint-step-N/ (0 = off; checkpoint/ is the latest)",
     "rollout_backend": "engine (j1's rollout engine) or vllm (vLLM in the trainer's process; pip install -e '.[vllm]')",
-    "rollout_dtype": "what the engine samples in: auto (bf16 on a CPU where it measures faster, else the weights' "
-                     "dtype), model (the weights' dtype), fp32 or bf16; the trainer recomputes log-probs either way "
-                     "(--rollout-backend vllm runs in --dtype)",
+    "rollout_dtype": "what the engine samples in: model (the weights' dtype), auto (bf16 on a CPU where it measures "
+                     "faster, else the weights' dtype), fp32 or bf16; the trainer recomputes log-probs either way "
+                     "(--rollout-backend vllm runs in --dtype). bf16 sampling of a float32 policy drifts from it as "
+                     "training moves the weights by less than bf16 resolves (docs/experiments.md): pair it with "
+                     "--tis-cap",
     "vllm_tensor_parallel": "vLLM tensor-parallel size: groups of this many ranks share one vLLM model",
     "vllm_gpu_memory": "share of each GPU's memory vLLM may take (weights and KV cache)",
     "vllm_sleep": "offload vLLM's weights and free its KV cache between rollouts (GPU only)",

@@ -309,12 +309,13 @@ def test_resume_samples_in_the_dtype_auto_chose_first(tmp_path, monkeypatch):
 
     monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: True)
     monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 3.0)
-    first = make_trainer(tmp_path, max_steps=1)
+    first = make_trainer(tmp_path, max_steps=1, rollout_dtype="auto")
     assert first.engine.decoder.dtype == torch.bfloat16
     first.train()
     monkeypatch.setattr(precision, "bf16_speedup", lambda hidden, intermediate: 1.0)  # a later, slower measure
-    assert make_trainer(tmp_path / "other", max_steps=1).engine.decoder.dtype == torch.float32
-    resumed = make_trainer(tmp_path, max_steps=2, resume=str(tmp_path / "run"), resume_override=("max_steps",))
+    assert make_trainer(tmp_path / "other", max_steps=1, rollout_dtype="auto").engine.decoder.dtype == torch.float32
+    resumed = make_trainer(tmp_path, max_steps=2, resume=str(tmp_path / "run"), resume_override=("max_steps",),
+                           rollout_dtype="auto")
     assert resumed.step == 1 and resumed.engine.decoder.dtype == torch.bfloat16
     resumed.train()
 

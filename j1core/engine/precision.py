@@ -3,9 +3,12 @@
     python -m pytest tests/engine/test_precision.py -q     (speed: python bench/rollout.py)
 
 A CPU with bfloat16 matrix instructions (AVX-512 BF16, AMX) multiplies bfloat16 matrices several times faster
-than float32 ones, and bfloat16 weights and KV halve the bytes a decode step streams. Sampling in bfloat16 is
-safe for training: the trainer recomputes the old log-probs with the policy itself (j1core/trainer.py) and
-logs the gap to the sampler's. Whether bfloat16 is faster on a given CPU is not a flag's guess: "auto"
+than float32 ones, and bfloat16 weights and KV halve the bytes a decode step streams. For training it is not
+free: the trainer recomputes the old log-probs with the policy itself (j1core/trainer.py) and logs the gap to
+the sampler's, and for a float32 policy that gap grows as training moves the weights by steps finer than
+bfloat16 resolves (SmolLM2 verdicts: 0.03 nats at the base weights, 0.34 after the default run), so the samples
+come from a policy that lags the trained one; train.py samples in the weights' dtype unless told otherwise
+(docs/experiments.md). Whether bfloat16 is faster on a given CPU is not a flag's guess: "auto"
 times the model's own MLP product at decode size in both dtypes (oneDNN's packed layout, as the decoder
 runs it), about a tenth of a second once per process and shape, and picks bfloat16 only where it wins by
 AUTO_MARGIN. Elsewhere (no bfloat16 instructions, or not a CPU) auto keeps the weights' dtype.
