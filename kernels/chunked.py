@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from kernels.reference import logits_fp32
+
 TARGET_CHUNK_ELEMENTS = 1 << 22  # tokens x columns per chunk buffer: 16 MB of float32
 VOCAB_CHUNK = 4096  # vocabulary columns per chunk (docs/benchmarks.md: the fastest slice width measured)
 
@@ -37,22 +39,20 @@ def default_chunks(num_tokens: int, vocab: int) -> tuple[int, int]:
     return max(1, min(num_tokens, TARGET_CHUNK_ELEMENTS // columns)), columns
 
 
-def chunk_logits(hidden, weight, bias, temperature):
-    """kernels.reference.logits_fp32 with the float32 cast and the division in place (one chunk buffer)."""
-    z = (hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)).float()
-    return z if temperature == 1.0 else z.div_(temperature)
-
-
 def rowwise_dot(a, b):
     """sum(a * b, -1) for [C, V] float32 blocks without a C x V temporary."""
     return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
+def in_slice(targets, lo, width):
+    """Which targets lie in the vocabulary slice [lo, lo + width)."""
+    return (targets >= lo) & (targets < lo + width)
+
+
 def target_in_slice(z, targets, lo):
-    """z[i, targets[i] - lo] where the target lies in this vocabulary slice, 0 elsewhere; and that mask."""
-    inside = (targets >= lo) & (targets < lo + z.shape[1])
+    """z[i, targets[i] - lo] where the target lies in this vocabulary slice, 0 elsewhere."""
     local = (targets - lo).clamp(0, z.shape[1] - 1)
-    return z[torch.arange(len(targets), device=z.device), local] * inside, inside
+    return z[torch.arange(len(targets), device=z.device), local] * in_slice(targets, lo, z.shape[1])
 
 
 class ChunkedLinearLogprob(torch.autograd.Function):
@@ -73,8 +73,8 @@ class ChunkedLinearLogprob(torch.autograd.Function):
             total, shifted, target = torch.zeros_like(top), torch.zeros_like(top), torch.zeros_like(top)
             for lo in range(0, vocab, vocab_chunk):
                 cols = slice(lo, lo + vocab_chunk)
-                z = chunk_logits(h, weight[cols], None if bias is None else bias[cols], temperature)
-                target += target_in_slice(z, t, lo)[0]
+                z = logits_fp32(h, weight[cols], None if bias is None else bias[cols], temperature)
+                target += target_in_slice(z, t, lo)
                 new_top = torch.maximum(top, z.amax(-1))
                 gap = top - new_top  # -inf on the first slice, where total and shifted are still 0
                 rescale = gap.exp()
@@ -137,7 +137,7 @@ def accumulate(out, a, b):
 def logits_grad_chunk(hidden, weight, targets, lo, bias, temperature, lse, grad_logp, grad_entropy, entropy):
     """d(sum g_lp * logp + g_H * H) / d logits for one chunk (vocabulary columns from lo), float32 [C, Cv],
     built in place: (g_lp * (1[v = t] - p) - g_H * p * (log p + H)) / T."""
-    buf = chunk_logits(hidden, weight, bias, temperature)
+    buf = logits_fp32(hidden, weight, bias, temperature)
     buf.sub_(lse[:, None])  # log p
     entropy_term = None
     if grad_entropy is not None:
@@ -148,7 +148,7 @@ def logits_grad_chunk(hidden, weight, targets, lo, bias, temperature, lse, grad_
     buf.mul_((grad_logp / -temperature)[:, None])
     if entropy_term is not None:
         buf.add_(entropy_term)
-    inside = (targets >= lo) & (targets < lo + buf.shape[1])
+    inside = in_slice(targets, lo, buf.shape[1])
     if inside.any():
         which = inside.nonzero().squeeze(1)
         buf[which, targets[which] - lo] += grad_logp[which] / temperature

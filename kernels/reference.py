@@ -12,9 +12,11 @@ import torch
 
 
 def logits_fp32(hidden, weight, bias=None, temperature=1.0):
-    """Temperature-scaled float32 logits z = (hidden @ weight.T + bias) / T for a block of tokens."""
-    logits = hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)
-    return logits.float() / temperature
+    """Temperature-scaled float32 logits z = (hidden @ weight.T + bias) / T for a block of tokens. The cast and
+    the division reuse the product's fresh buffer (one buffer per call: the chunked path's chunks are sized by
+    it); autograd allows it, the product's backward does not read its output."""
+    logits = (hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)).float()
+    return logits if temperature == 1.0 else logits.div_(temperature)
 
 
 def reference_logprob(hidden, weight, targets, temperature=1.0, bias=None, return_entropy=False):
