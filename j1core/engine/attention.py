@@ -15,8 +15,8 @@ Samples are addressed by a slot (prompt * n + sample), so finished rows can leav
 
 Sliding windows: `windows[layer]` is a layer's window W or None. A windowed layer's query at position p sees
 the keys at positions > p - W only: prefill takes a second mask (`window_mask`) or flash-attn's window_size;
-decode masks the prompt columns before the window (a bias per prompt) and reads only the last W generated
-columns. The caches hold every token either way.
+decode masks the prompt columns before the window (a bias per prompt) and the generated columns before it.
+The caches hold every token either way.
 """
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ class SharedPromptAttention:
     """One decode step: q [B, H, 1, D] of live samples against their prompt's KV and their own generated KV.
 
     prompt_cache: rows = prompts, prompt_bias [P, 1, 1, W] (0 where a prompt token sits, -inf on padding).
-    gen_cache: rows = live samples, the step's token written at column `col`.
+    gen_cache: rows = live samples, the step's token written at column `col`; every column is read, those
+    after `col` must hold finite values (zeros: their weight is 0, but 0 * NaN is not).
     slots [B]: prompt * n + sample of each live row.
     windows: per layer, a sliding window W or None; prompt_lengths [P] are then needed: the step's query sits at
     position prompt_length + col, so it sees prompt columns > prompt_length + col - W and generated
@@ -81,10 +82,19 @@ class SharedPromptAttention:
         self.col, self.slots, self.n = col, slots, n
         self.windows = windows or [None] * prompt_cache.data.shape[0]
         self.biases = {None: prompt_bias}  # per window: the prompt bias with the columns before it masked
-        for window in set(self.windows) - {None}:
-            cols = torch.arange(prompt_bias.shape[-1], device=prompt_bias.device)
-            before = cols[None, :] <= (prompt_lengths + col - window)[:, None]
-            self.biases[window] = prompt_bias.masked_fill(before[:, None, None, :], float("-inf"))
+        # The generation cache is read whole (a dense matrix per row: a column slice of it makes CPU bf16
+        # matmuls copy the keys every step); its columns after `col`, zero, are masked out here.
+        gen_cols = torch.arange(gen_cache.max_len, device=prompt_bias.device)
+        visible = gen_cols <= col
+        self.gen_biases = {}
+        for window in set(self.windows):
+            seen = visible if window is None else visible & (gen_cols > col - window)
+            self.gen_biases[window] = torch.zeros(gen_cols.numel(), dtype=prompt_bias.dtype,
+                                                  device=prompt_bias.device).masked_fill(~seen, float("-inf"))
+            if window is not None:
+                cols = torch.arange(prompt_bias.shape[-1], device=prompt_bias.device)
+                before = cols[None, :] <= (prompt_lengths + col - window)[:, None]
+                self.biases[window] = prompt_bias.masked_fill(before[:, None, None, :], float("-inf"))
 
     def __call__(self, layer: int, q, k, v) -> torch.Tensor:
         self.gen_cache.write(layer, k, v, self.col)
@@ -93,14 +103,11 @@ class SharedPromptAttention:
         q = q.reshape(batch, kv_heads, heads // kv_heads, dim) * dim ** -0.5
         window = self.windows[layer]
         p_keys, p_values = self.prompt_cache.read(layer, self.prompt_cache.max_len)
-        g_keys, g_values = self.gen_cache.read(layer, self.col + 1)
-        if window is not None:  # generated columns col - W + 1 .. col
-            first = max(0, self.col + 1 - window)
-            g_keys, g_values = g_keys[..., first:, :], g_values[..., first:, :]
+        g_keys, g_values = self.gen_cache.read(layer, self.gen_cache.max_len)
         # Queries of all samples of one prompt side by side: [P, KV, n * g, D].
         s_prompt = torch.matmul(self.prompt_major(q), p_keys.transpose(-1, -2)) + self.biases[window]
         s_prompt = self.row_major(s_prompt)
-        s_gen = torch.matmul(q, g_keys.transpose(-1, -2))
+        s_gen = torch.matmul(q, g_keys.transpose(-1, -2)) + self.gen_biases[window]
         width = s_prompt.shape[-1]
         # Below float32 the softmax runs in float32, as SDPA's kernels do (its sum over hundreds of keys).
         probs = torch.cat((s_prompt, s_gen), dim=-1).softmax(dim=-1, dtype=torch.float32).to(q.dtype)

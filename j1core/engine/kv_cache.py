@@ -40,13 +40,15 @@ class KVCache:
 
     def __init__(self, layers: int, batch: int, kv_heads: int, max_len: int, head_dim: int,
                  dtype: torch.dtype, device, arena: CacheArena | None = None, name: str = "", zero: bool = True):
-        shape = (layers, 2, batch, kv_heads, max_len, head_dim)
-        if arena is None:
-            self.data = torch.empty(shape, dtype=dtype, device=device)
-        else:
-            self.data = arena.take(name, math.prod(shape), dtype, device).view(shape)
+        self.arena, self.names = arena, (name, name + "'")  # `regrow` alternates between two arena buffers
+        self.data = self.allocate((layers, 2, batch, kv_heads, max_len, head_dim), dtype, device)
         if zero:
             self.data.zero_()
+
+    def allocate(self, shape: tuple, dtype: torch.dtype, device) -> torch.Tensor:
+        if self.arena is None:
+            return torch.empty(shape, dtype=dtype, device=device)
+        return self.arena.take(self.names[0], math.prod(shape), dtype, device).view(shape)
 
     @property
     def batch(self) -> int:
@@ -66,5 +68,15 @@ class KVCache:
         """Keys and values of columns [0, end): views, no copy."""
         return self.data[layer, 0, :, :, :end], self.data[layer, 1, :, :, :end]
 
-    def compact(self, keep_rows: torch.Tensor) -> None:
-        self.data = self.data.index_select(2, keep_rows)
+    def regrow(self, keep_rows: torch.Tensor | None, max_len: int, filled: int) -> None:
+        """Move into a cache of max_len columns holding rows keep_rows (None: all) and their columns
+        [0, filled); the columns after them are zero. From an arena, into the other of this cache's two
+        buffers (the one it is in now is read while the new one is written)."""
+        layers, _, batch, kv_heads, _, head_dim = self.data.shape
+        rows = batch if keep_rows is None else keep_rows.numel()
+        self.names = self.names[::-1]
+        data = self.allocate((layers, 2, rows, kv_heads, max_len, head_dim), self.data.dtype, self.data.device)
+        old = self.data[:, :, :, :, :filled]
+        data[:, :, :, :, :filled] = old if keep_rows is None else old.index_select(2, keep_rows)
+        data[:, :, :, :, filled:] = 0
+        self.data = data

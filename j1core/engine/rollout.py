@@ -10,8 +10,8 @@ token, why it stopped). How the work is shared:
   group: the common prefix is prefilled once, then each prompt's remainder on top of it.
 - decoding runs all samples of a wave in lockstep. A prompt's KV is stored once and read by all its n
   samples (j1core/engine/attention.SharedPromptAttention); each sample caches only its own generated tokens.
-  Finished samples are dropped from the batch and the generation cache (`compact`) once enough of them have
-  finished, so they stop costing compute.
+  Finished samples are dropped from the batch and the generation cache (`regrow`) once enough of them have
+  finished, so they stop costing compute; the generation cache grows GEN_BLOCK columns at a time.
 
 Log-probs are of the temperature-scaled full distribution (before top-k / top-p and before the
 min_new_tokens ban of stop tokens), which is what the trainer recomputes; with temperature 0 (greedy) they
@@ -47,6 +47,7 @@ from j1core.engine.sampling import choose_tokens
 
 MIN_SHARED_PREFIX = 8  # tokens: a shorter common prefix is not worth its own prefill (or log-prob pass)
 COMPACT_FRACTION = 0.125  # compact the batch once this fraction of its rows has finished
+GEN_BLOCK = 64  # the generation cache grows by this many columns at a time (decode reads all of them)
 
 
 @dataclass
@@ -256,8 +257,9 @@ class RolloutEngine:
         rows = len(prompts) * n
         steps = uniforms.shape[1]
         prompt_cache, first_logits = self.prefill(prompts)
-        # Read only up to the column written last: no zeroing.
-        gen_cache = self.decoder.new_cache(rows, steps, self.arena, "gen", zero=False)
+        # Decode attends over the generation cache's whole width (j1core/engine/attention.py): it starts one
+        # block wide, zeroed, and grows (a copy) when the next column would fall outside it.
+        gen_cache = self.decoder.new_cache(rows, min(GEN_BLOCK, steps), self.arena, "gen")
         lengths = torch.tensor([len(p) for p in prompts], device=self.device)
         cols = torch.arange(prompt_cache.max_len, device=self.device)
         prompt_bias = torch.zeros(len(prompts), 1, 1, cols.numel(), dtype=self.decoder.dtype, device=self.device)
@@ -293,11 +295,13 @@ class RolloutEngine:
             live_done |= finished
             if step + 1 == steps or bool(live_done.all()):
                 break
+            keep = None
             if int(live_done.sum()) >= max(1, COMPACT_FRACTION * live.numel()):
                 keep = (~live_done).nonzero().squeeze(1)
-                gen_cache.compact(keep)
                 live, tokens, lengths, live_done = live[keep], tokens[keep], lengths[keep], live_done[keep]
                 tail_pos = tail_pos[keep]
+            if keep is not None or step >= gen_cache.max_len:  # the step writes column `step`
+                gen_cache.regrow(keep, min(steps, (step // GEN_BLOCK + 1) * GEN_BLOCK), filled=step)
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n,
                                               self.decoder.layer_window, prompt_lengths)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,

@@ -62,6 +62,26 @@ def test_logprobs_match_teacher_forced_forward(tiny, temperature):
             torch.testing.assert_close(torch.tensor(sample.logprobs), ref, atol=1e-4, rtol=0)
 
 
+def test_generation_cache_growing_past_its_blocks_matches_hf(tiny, monkeypatch):
+    """Decode reads the generation cache's whole width, masking the columns not yet written: with 3-column
+    blocks the cache grows (and is compacted as rows stop) several times in 10 tokens, and greedy tokens and
+    sampled log-probs still equal Hugging Face's."""
+    monkeypatch.setattr("j1core.engine.rollout.GEN_BLOCK", 3)
+    model, tokenizer = tiny
+    engine = RolloutEngine(model, tokenizer)
+    greedy = engine.generate(PROMPTS, n=2, max_new_tokens=10, temperature=0)
+    for prompt, samples in zip(PROMPTS, greedy):
+        ref = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=10,
+                             pad_token_id=tokenizer.pad_token_id)[0, len(prompt):].tolist()
+        assert [s.token_ids for s in samples] == [ref[:len(samples[0].token_ids)]] * 2
+    stop = [greedy[1][0].token_ids[4]]  # some rows stop early: compaction between growths
+    sampled = engine.generate(PROMPTS, n=3, max_new_tokens=10, temperature=1.3, seed=2, stop_token_ids=stop)
+    for prompt, samples in zip(PROMPTS, sampled):
+        for sample in samples:
+            ref = teacher_forced_logprobs(model, prompt, sample.token_ids, 1.3)
+            torch.testing.assert_close(torch.tensor(sample.logprobs), ref, atol=1e-4, rtol=0)
+
+
 def test_batched_prompts_of_different_lengths_equal_each_alone(llama):
     model, tokenizer = llama
     engine = RolloutEngine(model, tokenizer)
