@@ -1,6 +1,7 @@
 """Rollout speed against the strongest peers, one invocation: HF generate, HF with one prefill per prompt,
 vLLM's CPU build (float32 and bfloat16), the j1 engine on plain and on packed float32 weights and, where the
-CPU has bfloat16 matrix instructions, in bfloat16 (weights and KV).
+CPU has bfloat16 matrix instructions, in bfloat16 (weights and KV); and the engine at `--rollout-dtype auto`'s
+choice with its PyTorch decode attention instead of the C++ one (kernels/decode_attention.py), where that built.
 
     python bench/rollout.py --quick          # smoke run: 2 prompts x n = 4, short completions (minutes)
     python bench/rollout.py                  # both shapes below, one round (make bench), bench/results/rollout.md
@@ -138,8 +139,10 @@ def hf_length(row, eos_ids, pad_id) -> int:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, packed: bool | None, dtype: torch.dtype = torch.float32):
-        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 22, packed=packed, dtype=dtype)
+    def __init__(self, model, tokenizer, packed: bool | None, dtype: torch.dtype = torch.float32,
+                 decode_kernel: bool | None = None):
+        self.engine = RolloutEngine(model, tokenizer, max_batch_tokens=1 << 22, packed=packed, dtype=dtype,
+                                    decode_kernel=decode_kernel)
         self.dtype = str(self.engine.decoder.dtype).removeprefix("torch.")  # the dtype the engine computes in
         self.eos_ids, self.force_id = self.engine.eos_ids, tokenizer.eos_token_id
         self.packed = self.engine.decoder.packed
@@ -269,6 +272,9 @@ def main():
         engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
     auto, why = rollout_dtype("auto", model, "cpu")
     reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
+    if engines[reference].engine.decode_kernel is not None:  # the C++ decode attention's share, measured
+        engines[f"{reference}, PyTorch decode attention"] = Engine(model, tokenizer, packed=None, dtype=auto,
+                                                                  decode_kernel=False)
     vllms, info = {}, {}
     dtypes = [d for d in args.vllm_dtypes.split(",") if d]
     with tempfile.TemporaryDirectory(prefix="j1-bench-vllm-") as logs:

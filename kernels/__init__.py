@@ -2,6 +2,8 @@
 
     from kernels import fused_linear_logprob ; python -m pytest tests/test_kernels*.py -q
 
+(kernels/decode_attention.py, the rollout engine's C++ decode attention on CPU, is imported on its own.)
+
 Implementations behind one call: "reference" (full logits, kernels/reference.py), "chunked" (PyTorch, token
 chunks, recompute in backward, kernels/chunked.py) and "triton" (CUDA, kernels/triton_logprob.py); "auto" picks
 triton for CUDA tensors when Triton imports, chunked otherwise.

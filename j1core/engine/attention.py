@@ -73,13 +73,15 @@ class SharedPromptAttention:
     windows: per layer, a sliding window W or None; prompt_lengths [P] are then needed: the step's query sits at
     position prompt_length + col, so it sees prompt columns > prompt_length + col - W and generated
     columns > col - W.
+    kernel: the C++ decode attention (kernels/decode_attention.load()) or None: the PyTorch ops below, which
+    are its reference. The kernel reads only the generated columns the step sees.
     """
 
     def __init__(self, prompt_cache: KVCache, prompt_bias: torch.Tensor, gen_cache: KVCache, col: int,
                  slots: torch.Tensor, n: int, windows: list[int | None] | None = None,
-                 prompt_lengths: torch.Tensor | None = None):
+                 prompt_lengths: torch.Tensor | None = None, kernel=None):
         self.prompt_cache, self.prompt_bias, self.gen_cache = prompt_cache, prompt_bias, gen_cache
-        self.col, self.slots, self.n = col, slots, n
+        self.col, self.slots, self.n, self.kernel = col, slots, n, kernel
         self.windows = windows or [None] * prompt_cache.data.shape[0]
         self.biases = {None: prompt_bias}  # per window: the prompt bias with the columns before it masked
         # The generation cache is read whole (a dense matrix per row: a column slice of it makes CPU bf16
@@ -95,11 +97,22 @@ class SharedPromptAttention:
                 cols = torch.arange(prompt_bias.shape[-1], device=prompt_bias.device)
                 before = cols[None, :] <= (prompt_lengths + col - window)[:, None]
                 self.biases[window] = prompt_bias.masked_fill(before[:, None, None, :], float("-inf"))
+        if kernel is not None:  # its arguments: float32 biases [P, W], each row's prompt
+            self.kernel_biases = {w: b.reshape(b.shape[0], -1).float().contiguous() for w, b in self.biases.items()}
+            self.prompt_of = torch.div(slots, n, rounding_mode="floor").contiguous()
 
     def __call__(self, layer: int, q, k, v) -> torch.Tensor:
         self.gen_cache.write(layer, k, v, self.col)
         batch, heads, _, dim = q.shape
         kv_heads = k.shape[1]
+        if self.kernel is not None:
+            window = self.windows[layer]
+            first = 0 if window is None else max(0, self.col + 1 - window)
+            out = self.kernel.decode_attention(
+                q.reshape(batch, heads, dim).contiguous(), *self.prompt_cache.read(layer, self.prompt_cache.max_len),
+                self.kernel_biases[window], self.gen_cache.data[layer, 0], self.gen_cache.data[layer, 1],
+                self.prompt_of, first, self.col + 1, dim ** -0.5)
+            return out.view(batch, 1, heads * dim)
         q = q.reshape(batch, kv_heads, heads // kv_heads, dim) * dim ** -0.5
         window = self.windows[layer]
         p_keys, p_values = self.prompt_cache.read(layer, self.prompt_cache.max_len)

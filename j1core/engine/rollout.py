@@ -44,6 +44,8 @@ from j1core.engine.attention import BlockAttention, SharedPromptAttention, flash
 from j1core.engine.decoder import CompactDecoder
 from j1core.engine.kv_cache import CacheArena
 from j1core.engine.sampling import choose_tokens
+from kernels.decode_attention import HEAD_DIMS as DECODE_HEAD_DIMS
+from kernels.decode_attention import load as load_decode_kernel
 
 MIN_SHARED_PREFIX = 8  # tokens: a shorter common prefix is not worth its own prefill (or log-prob pass)
 COMPACT_FRACTION = 0.125  # compact the batch once this fraction of its rows has finished
@@ -162,10 +164,12 @@ class RolloutEngine:
     model.state_dict(), e.g. gathered once under ZeRO-3 where the model's own parameters are partitioned.
     packed: weights in oneDNN's packed layout (None: wherever available, i.e. float32 on CPU, and bfloat16 on
     CPUs with its matrix instructions). dtype: what the engine's weights, KV and activations are kept in (None:
-    the weights' own; j1core/engine/precision.rollout_dtype chooses one from a --rollout-dtype flag)."""
+    the weights' own; j1core/engine/precision.rollout_dtype chooses one from a --rollout-dtype flag).
+    decode_kernel: decode attention by kernels/decode_attention.cpp (None: on CPU wherever it builds; False:
+    PyTorch ops)."""
 
     def __init__(self, model, tokenizer=None, max_batch_tokens: int = 65536, device=None, state_dict=None,
-                 packed: bool | None = None, dtype: torch.dtype | None = None):
+                 packed: bool | None = None, dtype: torch.dtype | None = None, decode_kernel: bool | None = None):
         weights = state_dict if state_dict is not None else dict(model.state_dict())
         self.decoder = CompactDecoder(model.config, weights, device=device, dtype=dtype, packed=packed)
         generation_config = getattr(model, "generation_config", None)
@@ -176,6 +180,14 @@ class RolloutEngine:
         # KV memory kept between calls on CPU (at most a wave's caches, bounded by max_batch_tokens; `release`).
         self.arena = CacheArena()
         self.use_flash = flash_attention_usable(self.device, self.decoder.dtype)
+        # Decode attention as one C++ call per layer on CPU (kernels/decode_attention.py; None: PyTorch ops).
+        usable = self.device.type == "cpu" and self.decoder.head_dim in DECODE_HEAD_DIMS and \
+            self.decoder.dtype in (torch.float32, torch.bfloat16)
+        self.decode_kernel = load_decode_kernel() if usable and decode_kernel is not False else None
+        if decode_kernel and self.decode_kernel is None:
+            raise ValueError(f"rollout engine: decode_kernel=True needs a CPU engine in float32 or bfloat16 with "
+                             f"head size in {DECODE_HEAD_DIMS} and kernels/decode_attention.cpp built (here "
+                             f"{self.device}, {self.decoder.dtype}, head size {self.decoder.head_dim})")
 
     def load_weights(self, state_dict_or_model) -> None:
         """Copy new policy weights (a state dict with HF names, or a model) into the engine in place."""
@@ -303,7 +315,7 @@ class RolloutEngine:
             if keep is not None or step >= gen_cache.max_len:  # the step writes column `step`
                 gen_cache.regrow(keep, min(steps, (step // GEN_BLOCK + 1) * GEN_BLOCK), filled=step)
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n,
-                                              self.decoder.layer_window, prompt_lengths)
+                                              self.decoder.layer_window, prompt_lengths, self.decode_kernel)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
                                           torch.zeros_like(tokens))
         return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None,

@@ -1,0 +1,208 @@
+// One decode step of the rollout engine's shared-prompt attention on CPU, for float32 and bfloat16.
+// Built on first use by kernels/decode_attention.py; the plain PyTorch version is
+// j1core/engine/attention.SharedPromptAttention.
+//
+// Row b (a live sample) with query heads h * g .. h * g + g - 1 of key/value head h attends to
+//   its prompt's keys pk[prompt_of[b], h, :, :] (plus prompt_bias[prompt_of[b], :], 0 or -inf), and
+//   its own generated keys gk[b, h, gen_lo:gen_hi, :],
+// with one softmax over both. One task per (row, kv head): the g queries read each key once, in float32,
+// so the keys and values are read at memory speed instead of through g-row batched matmuls.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace {
+
+// 16 float32 lanes (one AVX-512 register, two AVX2 ones: GCC/Clang vector extensions, no intrinsics).
+typedef float f16v __attribute__((vector_size(64)));
+typedef uint32_t u16v __attribute__((vector_size(64)));
+typedef uint16_t h16v __attribute__((vector_size(32)));
+constexpr int LANES = 16;
+
+inline f16v load16(const float* p) {
+  f16v v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline f16v load16(const at::BFloat16* p) {  // bfloat16 is the top half of a float32
+  h16v h;
+  __builtin_memcpy(&h, p, sizeof h);
+  u16v bits = __builtin_convertvector(h, u16v) << 16;
+  f16v v;
+  __builtin_memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+typedef float f8v __attribute__((vector_size(32)));
+typedef float f4v __attribute__((vector_size(16)));
+
+inline float sum16(f16v v) {  // halving: 16 -> 8 -> 4 lanes in vector adds, then 4 scalars
+  f8v a, b;
+  __builtin_memcpy(&a, &v, sizeof a);
+  __builtin_memcpy(&b, reinterpret_cast<const char*>(&v) + sizeof a, sizeof b);
+  a += b;
+  f4v c, d;
+  __builtin_memcpy(&c, &a, sizeof c);
+  __builtin_memcpy(&d, reinterpret_cast<const char*>(&a) + sizeof c, sizeof d);
+  c += d;
+  return (c[0] + c[1]) + (c[2] + c[3]);
+}
+
+typedef int32_t i16v __attribute__((vector_size(64)));
+
+// exp on 16 lanes for x <= 0 (scores minus their maximum): Cephes' expf polynomial, 2^n from the exponent bits;
+// below -87 (and -inf, a masked column) exactly 0. About 1 ulp of std::exp.
+inline f16v exp16(f16v x) {
+  const f16v shifter = f16v{} + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  f16v n = (x * 1.44269504088896341f + shifter) - shifter;
+  f16v r = x - n * 0.693359375f - n * -2.12194440e-4f;
+  f16v p = f16v{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  i16v bits = (__builtin_convertvector(n, i16v) + 127) << 23;
+  f16v scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  return x < -87.0f ? f16v{} : p * scale;
+}
+
+// DIM: the head dimension, known at compile time (HEAD_DIMS in kernels/decode_attention.py).
+template <typename T, int DIM>
+void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor& pv,
+            const torch::Tensor& prompt_bias, const torch::Tensor& gk, const torch::Tensor& gv,
+            const torch::Tensor& prompt_of, int64_t gen_lo, int64_t gen_hi, double scale, torch::Tensor& out) {
+  constexpr int C = DIM / LANES;  // vectors per row
+  const int64_t rows = q.size(0), heads = q.size(1);
+  const int64_t kv_heads = pk.size(1), prompt_len = pk.size(2), gen_len = gk.size(2);
+  const int64_t groups = heads / kv_heads, width = prompt_len + gen_hi - gen_lo;
+  const T* q_ptr = q.data_ptr<T>();
+  const T* pk_ptr = pk.data_ptr<T>();
+  const T* pv_ptr = pv.data_ptr<T>();
+  const T* gk_ptr = gk.data_ptr<T>();
+  const T* gv_ptr = gv.data_ptr<T>();
+  const float* bias_ptr = prompt_bias.data_ptr<float>();
+  const int64_t* prompt_ptr = prompt_of.data_ptr<int64_t>();
+  T* out_ptr = out.data_ptr<T>();
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+
+  at::parallel_for(0, rows * kv_heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<f16v> qv(groups * C), acc(groups * C);
+    std::vector<float> scores(groups * width), inv_sum(groups);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / kv_heads, h = task % kv_heads, p = prompt_ptr[b];
+      const T* q_row = q_ptr + (b * heads + h * groups) * DIM;
+      for (int64_t i = 0; i < groups * C; ++i) qv[i] = load16(q_row + i * LANES) * static_cast<float>(scale);
+      const float* bias = bias_ptr + p * prompt_len;
+      const T* p_keys = pk_ptr + (p * kv_heads + h) * prompt_len * DIM;
+      const T* p_values = pv_ptr + (p * kv_heads + h) * prompt_len * DIM;
+      const T* g_keys = gk_ptr + ((b * kv_heads + h) * gen_len + gen_lo) * DIM;
+      const T* g_values = gv_ptr + ((b * kv_heads + h) * gen_len + gen_lo) * DIM;
+      // Column j of the concatenation [prompt columns, generated columns gen_lo .. gen_hi - 1].
+      auto key = [&](int64_t j) { return j < prompt_len ? p_keys + j * DIM : g_keys + (j - prompt_len) * DIM; };
+      auto value = [&](int64_t j) { return j < prompt_len ? p_values + j * DIM : g_values + (j - prompt_len) * DIM; };
+      auto masked = [&](int64_t j) { return j < prompt_len && bias[j] == neg_inf; };
+
+      for (int64_t j = 0; j < width; ++j) {
+        if (masked(j)) {
+          for (int64_t i = 0; i < groups; ++i) scores[i * width + j] = neg_inf;
+          continue;
+        }
+        f16v k[C];
+        const T* k_row = key(j);
+        for (int c = 0; c < C; ++c) k[c] = load16(k_row + c * LANES);
+        const float add = j < prompt_len ? bias[j] : 0.0f;
+        for (int64_t i = 0; i < groups; ++i) {
+          f16v s = qv[i * C] * k[0];
+          for (int c = 1; c < C; ++c) s += qv[i * C + c] * k[c];
+          scores[i * width + j] = sum16(s) + add;
+        }
+      }
+      for (int64_t i = 0; i < groups; ++i) {  // softmax numerators in place, 1 / denominator aside
+        float* s = scores.data() + i * width;
+        const float top = *std::max_element(s, s + width);
+        f16v total{};
+        int64_t j = 0;
+        for (; j + LANES <= width; j += LANES) {
+          f16v e = exp16(load16(s + j) - top);
+          __builtin_memcpy(s + j, &e, sizeof e);
+          total += e;
+        }
+        float sum = sum16(total);
+        for (; j < width; ++j) {
+          s[j] = std::exp(s[j] - top);
+          sum += s[j];
+        }
+        inv_sum[i] = 1.0f / sum;
+      }
+      for (auto& a : acc) a = f16v{};
+      for (int64_t j = 0; j < width; ++j) {
+        if (masked(j)) continue;
+        f16v v[C];
+        const T* v_row = value(j);
+        for (int c = 0; c < C; ++c) v[c] = load16(v_row + c * LANES);
+        for (int64_t i = 0; i < groups; ++i) {
+          const float w = scores[i * width + j];
+          for (int c = 0; c < C; ++c) acc[i * C + c] += w * v[c];
+        }
+      }
+      T* o = out_ptr + (b * heads + h * groups) * DIM;
+      for (int64_t i = 0; i < groups; ++i)
+        for (int c = 0; c < C; ++c)
+          for (int l = 0; l < LANES; ++l) o[i * DIM + c * LANES + l] = static_cast<T>(acc[i * C + c][l] * inv_sum[i]);
+    }
+  });
+}
+
+template <typename T>
+void dispatch(int64_t dim, const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor& pv,
+              const torch::Tensor& bias, const torch::Tensor& gk, const torch::Tensor& gv, const torch::Tensor& po,
+              int64_t lo, int64_t hi, double scale, torch::Tensor& out) {
+  switch (dim) {
+    case 16: return attend<T, 16>(q, pk, pv, bias, gk, gv, po, lo, hi, scale, out);
+    case 32: return attend<T, 32>(q, pk, pv, bias, gk, gv, po, lo, hi, scale, out);
+    case 64: return attend<T, 64>(q, pk, pv, bias, gk, gv, po, lo, hi, scale, out);
+    case 128: return attend<T, 128>(q, pk, pv, bias, gk, gv, po, lo, hi, scale, out);
+    case 256: return attend<T, 256>(q, pk, pv, bias, gk, gv, po, lo, hi, scale, out);
+    default: TORCH_CHECK(false, "decode_attention: head dimension 16, 32, 64, 128 or 256 only, not ", dim);
+  }
+}
+
+}  // namespace
+
+// q [B, H, D]; pk, pv [P, KV, Lp, D]; prompt_bias [P, Lp] float32; gk, gv [B, KV, G, D]; prompt_of [B] int64.
+// Returns [B, H * D] in q's dtype.
+torch::Tensor decode_attention(torch::Tensor q, torch::Tensor pk, torch::Tensor pv, torch::Tensor prompt_bias,
+                               torch::Tensor gk, torch::Tensor gv, torch::Tensor prompt_of, int64_t gen_lo,
+                               int64_t gen_hi, double scale) {
+  for (const auto* t : {&q, &pk, &pv, &gk, &gv, &prompt_bias, &prompt_of})
+    TORCH_CHECK(t->device().is_cpu() && t->is_contiguous(), "decode_attention: CPU, contiguous tensors only");
+  TORCH_CHECK(pk.scalar_type() == q.scalar_type() && gk.scalar_type() == q.scalar_type() &&
+                  pv.scalar_type() == q.scalar_type() && gv.scalar_type() == q.scalar_type(),
+              "decode_attention: q, keys and values must share a dtype");
+  TORCH_CHECK(prompt_bias.scalar_type() == at::kFloat && prompt_of.scalar_type() == at::kLong,
+              "decode_attention: prompt_bias float32, prompt_of int64");
+  TORCH_CHECK(q.dim() == 3 && pk.dim() == 4 && gk.dim() == 4 && q.size(1) % pk.size(1) == 0 &&
+                  q.size(2) == pk.size(3) && gk.size(3) == q.size(2) && gk.size(0) == q.size(0) &&
+                  0 <= gen_lo && gen_lo < gen_hi && gen_hi <= gk.size(2),
+              "decode_attention: shapes do not match");
+  auto out = torch::empty({q.size(0), q.size(1) * q.size(2)}, q.options());
+  if (q.scalar_type() == at::kFloat) {
+    dispatch<float>(q.size(2), q, pk, pv, prompt_bias, gk, gv, prompt_of, gen_lo, gen_hi, scale, out);
+  } else {
+    TORCH_CHECK(q.scalar_type() == at::kBFloat16, "decode_attention: float32 or bfloat16 only");
+    dispatch<at::BFloat16>(q.size(2), q, pk, pv, prompt_bias, gk, gv, prompt_of, gen_lo, gen_hi, scale, out);
+  }
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("decode_attention", &decode_attention); }
