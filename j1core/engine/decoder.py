@@ -220,10 +220,11 @@ class CompactDecoder:
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, attention,
-                logits_at: torch.Tensor | None) -> torch.Tensor | None:
+                logits_at: torch.Tensor | None, logits_out: torch.Tensor | None = None) -> torch.Tensor | None:
         """Run tokens [B, S] at RoPE positions [B, S]; `attention(layer, q, k, v)` caches k/v and attends.
 
-        Returns float32 logits [B, V] at sequence index logits_at [B] (None: no LM head, prefill only).
+        Returns float32 logits [B, V] at sequence index logits_at [B] (None: no LM head, prefill only), written
+        into logits_out [B, V] where given (memory reused across decode steps: no fresh pages to fault in).
         """
         w, batch, steps = self.weights, tokens.shape[0], tokens.shape[1]
         q_dim, kv_dim = self.heads * self.head_dim, self.kv_heads * self.head_dim
@@ -257,19 +258,21 @@ class CompactDecoder:
         if logits_at is None:
             return None
         last = x[torch.arange(batch, device=x.device), logits_at]
-        return self.lm_head(self.rms_norm(last, w["norm"]))
+        return self.lm_head(self.rms_norm(last, w["norm"]), logits_out)
 
-    def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+    def lm_head(self, hidden: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """float32 logits [B, V]. Unpacked on CPU, the vocabulary is done in LM_HEAD_CHUNK-column slices, whose
         weights stay in cache (faster than one matmul over the whole vocabulary; docs/benchmarks.md). Each logit
         is the same dot product either way. Packed, one call."""
         weight = self.weights["lm_head"]
         if weight.is_mkldnn or hidden.device.type != "cpu" or weight.shape[0] <= 2 * LM_HEAD_CHUNK:
-            return linear(hidden, weight).float()
-        out = torch.empty(hidden.shape[0], weight.shape[0], dtype=hidden.dtype, device=hidden.device)
-        for start in range(0, weight.shape[0], LM_HEAD_CHUNK):
-            torch.mm(hidden, weight[start:start + LM_HEAD_CHUNK].t(), out=out[:, start:start + LM_HEAD_CHUNK])
-        return out.float()
+            logits = linear(hidden, weight)
+        else:
+            logits = torch.empty(hidden.shape[0], weight.shape[0], dtype=hidden.dtype, device=hidden.device)
+            for start in range(0, weight.shape[0], LM_HEAD_CHUNK):
+                torch.mm(hidden, weight[start:start + LM_HEAD_CHUNK].t(),
+                         out=logits[:, start:start + LM_HEAD_CHUNK])
+        return logits.float() if out is None else out.copy_(logits)
 
     def new_cache(self, batch: int, max_len: int, arena: CacheArena | None = None, name: str = "",
                   zero: bool = True) -> KVCache:

@@ -288,9 +288,15 @@ class RolloutEngine:
         # -1: free; k: next suffix token. With no free tokens every row starts in its tail.
         tail_pos = torch.full((rows,), -1 if max_new_tokens else 0, dtype=torch.long, device=self.device)
         logits = first_logits.repeat_interleave(n, dim=0)
+        # [rows, V] float32 memory for the logits and the sampler's weights, the same pages every step.
+        vocab = logits.shape[-1]
+        logits_memory = self.arena.take("logits", rows * vocab, torch.float32, self.device)
+        sample_memory = self.arena.take("sample", rows * vocab, torch.float32, self.device)
         for step in range(steps):
             banned = stop_ids if step < min_new_tokens else None
-            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step], **sampling)
+            tokens, logprobs = choose_tokens(logits, banned=banned, uniforms=uniforms[live, step],
+                                             workspace=sample_memory[:live.numel() * vocab].view(-1, vocab),
+                                             **sampling)
             if tail is None:
                 hit_stop = torch.isin(tokens, stop_ids) & ~live_done
                 finished, forced = hit_stop, None
@@ -317,7 +323,8 @@ class RolloutEngine:
             attention = SharedPromptAttention(prompt_cache, prompt_bias, gen_cache, step, live, n,
                                               self.decoder.layer_window, prompt_lengths, self.decode_kernel)
             logits = self.decoder.forward(tokens[:, None], (lengths + step)[:, None], attention,
-                                          torch.zeros_like(tokens))
+                                          torch.zeros_like(tokens),
+                                          logits_memory[:live.numel() * vocab].view(-1, vocab))
         return self.collect(out_tokens, out_logprobs, out_len, stopped, n, out_forced if tail else None,
                             out_choice if tail else None)
 

@@ -85,13 +85,15 @@ def sample_blocked(probs: torch.Tensor, generator: torch.Generator | None,
 
 def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
                   generator: torch.Generator | None, banned: torch.Tensor | None = None,
-                  uniforms: torch.Tensor | None = None, allowed_ids: torch.Tensor | None = None):
+                  uniforms: torch.Tensor | None = None, allowed_ids: torch.Tensor | None = None,
+                  workspace: torch.Tensor | None = None):
     """Pick one token per row of logits [B, V]; return (tokens [B], their log-probs [B]).
 
     banned: token ids that may not be chosen this step (stop tokens before min_new_tokens). They still
     count in the log-prob normaliser, as they do in the trainer's recomputation.
     allowed_ids: when given, only these ids may be chosen (a constrained verdict); the log-prob is still of
     the full distribution.
+    workspace: float32 [B, V] memory for the sampling weights (reused by the engine across steps), or None.
     """
     logits = logits.float()
     scale = temperature if temperature > 0 else 1.0
@@ -99,7 +101,7 @@ def choose_tokens(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     # exp(x - max) gives both the normaliser (the sampled token's log-prob is logit - logsumexp, no [B, V]
     # log_softmax is written) and, unnormalised, the sampling weights: one exp pass over the vocabulary.
     row_max = scaled.amax(dim=-1, keepdim=True)
-    shifted_exp = (scaled - row_max).exp_()
+    shifted_exp = torch.sub(scaled, row_max, out=workspace).exp_()
     log_norm = row_max.squeeze(-1) + shifted_exp.sum(dim=-1).log()
     no_ban = banned is None or banned.numel() == 0
     if temperature > 0 and allowed_ids is None and not (0 < top_k < logits.shape[-1]) and top_p >= 1.0:

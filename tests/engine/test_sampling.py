@@ -118,3 +118,18 @@ def test_blocked_sampling_never_picks_a_zero_mass_token_at_a_block_edge():
     u = torch.tensor([0.25, 0.75, 1.0 - 2.0 ** -53], dtype=torch.float64)
     assert sample_blocked(probs, None, uniforms=u, block=8).tolist() == [5, 17, 17]
 
+
+
+@pytest.mark.parametrize("temperature,top_k,banned", [(1.0, 0, None), (0.8, 0, [3, 7]), (1.3, 5, None), (0.0, 0, [1])])
+def test_a_workspace_changes_nothing_but_where_the_weights_live(temperature, top_k, banned):
+    logits = torch.randn(8, 3000, generator=torch.Generator().manual_seed(3)) * 4
+    uniforms = torch.rand(8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    banned = torch.tensor(banned) if banned else None
+    kept = logits.clone()
+    workspace = torch.full((8, 3000), float("nan"))  # stale contents must not matter
+    with_ws = choose_tokens(logits, temperature, top_k, 1.0, None, banned=banned, uniforms=uniforms,
+                            workspace=workspace)
+    without = choose_tokens(logits, temperature, top_k, 1.0, None, banned=banned, uniforms=uniforms)
+    assert torch.equal(with_ws[0], without[0])
+    torch.testing.assert_close(with_ws[1], without[1], atol=0, rtol=0)
+    assert torch.equal(logits, kept)  # the caller's logits are left as they were
