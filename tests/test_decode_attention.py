@@ -70,6 +70,8 @@ def test_kernel_refuses_what_it_cannot_read():
     assert KERNEL.decode_attention(*good, 0, 3, 0.25).shape == (2, KV * GROUPS * DIM)
     with pytest.raises(RuntimeError, match="shapes"):
         KERNEL.decode_attention(*good, 0, 99, 0.25)  # past the generated columns
+    with pytest.raises(RuntimeError, match="prompt_of"):
+        KERNEL.decode_attention(*good[:-1], torch.tensor([0, 3]), 0, 3, 0.25)  # 3 prompts: 0..2
     with pytest.raises(RuntimeError, match="contiguous"):
         KERNEL.decode_attention(good[0].transpose(0, 1), *good[1:], 0, 3, 0.25)
     with pytest.raises(RuntimeError, match="dtype"):

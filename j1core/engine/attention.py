@@ -12,6 +12,8 @@ query scores both; one softmax over the concatenated scores makes the result exa
 [prompt KV, own generated KV] (tests/engine/reference.py holds that plain version). Reading the
 prompt KV once per prompt instead of once per sample cuts decode memory traffic n-fold for the prompt part.
 Samples are addressed by a slot (prompt * n + sample), so finished rows can leave the batch.
+On CPU the engine hands it kernels/decode_attention.cpp, which does the same in one call per layer; these
+PyTorch ops are then its reference (tests/test_decode_attention.py) and the path everywhere else.
 
 Sliding windows: `windows[layer]` is a layer's window W or None. A windowed layer's query at position p sees
 the keys at positions > p - W only: prefill takes a second mask (`window_mask`) or flash-attn's window_size;
@@ -84,6 +86,14 @@ class SharedPromptAttention:
         self.col, self.slots, self.n, self.kernel = col, slots, n, kernel
         self.windows = windows or [None] * prompt_cache.data.shape[0]
         self.biases = {None: prompt_bias}  # per window: the prompt bias with the columns before it masked
+        for window in set(self.windows) - {None}:
+            cols = torch.arange(prompt_bias.shape[-1], device=prompt_bias.device)
+            before = cols[None, :] <= (prompt_lengths + col - window)[:, None]
+            self.biases[window] = prompt_bias.masked_fill(before[:, None, None, :], float("-inf"))
+        if kernel is not None:  # its arguments: float32 biases [P, W], each row's prompt
+            self.kernel_biases = {w: b.reshape(b.shape[0], -1).float().contiguous() for w, b in self.biases.items()}
+            self.prompt_of = torch.div(slots, n, rounding_mode="floor").contiguous()
+            return
         # The generation cache is read whole (a dense matrix per row: a column slice of it makes CPU bf16
         # matmuls copy the keys every step); its columns after `col`, zero, are masked out here.
         gen_cols = torch.arange(gen_cache.max_len, device=prompt_bias.device)
@@ -93,20 +103,13 @@ class SharedPromptAttention:
             seen = visible if window is None else visible & (gen_cols > col - window)
             self.gen_biases[window] = torch.zeros(gen_cols.numel(), dtype=prompt_bias.dtype,
                                                   device=prompt_bias.device).masked_fill(~seen, float("-inf"))
-            if window is not None:
-                cols = torch.arange(prompt_bias.shape[-1], device=prompt_bias.device)
-                before = cols[None, :] <= (prompt_lengths + col - window)[:, None]
-                self.biases[window] = prompt_bias.masked_fill(before[:, None, None, :], float("-inf"))
-        if kernel is not None:  # its arguments: float32 biases [P, W], each row's prompt
-            self.kernel_biases = {w: b.reshape(b.shape[0], -1).float().contiguous() for w, b in self.biases.items()}
-            self.prompt_of = torch.div(slots, n, rounding_mode="floor").contiguous()
 
     def __call__(self, layer: int, q, k, v) -> torch.Tensor:
         self.gen_cache.write(layer, k, v, self.col)
         batch, heads, _, dim = q.shape
         kv_heads = k.shape[1]
+        window = self.windows[layer]
         if self.kernel is not None:
-            window = self.windows[layer]
             first = 0 if window is None else max(0, self.col + 1 - window)
             out = self.kernel.decode_attention(
                 q.reshape(batch, heads, dim).contiguous(), *self.prompt_cache.read(layer, self.prompt_cache.max_len),
@@ -114,7 +117,6 @@ class SharedPromptAttention:
                 self.prompt_of, first, self.col + 1, dim ** -0.5)
             return out.view(batch, 1, heads * dim)
         q = q.reshape(batch, kv_heads, heads // kv_heads, dim) * dim ** -0.5
-        window = self.windows[layer]
         p_keys, p_values = self.prompt_cache.read(layer, self.prompt_cache.max_len)
         g_keys, g_values = self.gen_cache.read(layer, self.gen_cache.max_len)
         # Queries of all samples of one prompt side by side: [P, KV, n * g, D].
