@@ -195,10 +195,11 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor pk, torch::Tensor 
                   q.size(2) == pk.size(3) && gk.size(3) == q.size(2) && gk.size(0) == q.size(0) &&
                   0 <= gen_lo && gen_lo < gen_hi && gen_hi <= gk.size(2),
               "decode_attention: shapes do not match");
-  TORCH_CHECK(prompt_of.numel() == q.size(0) &&
-                  (q.size(0) == 0 || (prompt_of.min().item<int64_t>() >= 0 &&
-                                      prompt_of.max().item<int64_t>() < pk.size(0))),
-              "decode_attention: prompt_of must give each row a prompt of pk");
+  TORCH_CHECK(prompt_of.numel() == q.size(0), "decode_attention: prompt_of must give each row a prompt of pk");
+  const int64_t* prompt_ptr = prompt_of.data_ptr<int64_t>();
+  for (int64_t b = 0; b < q.size(0); ++b)  // a plain pass: called for every layer of every decode step
+    TORCH_CHECK(0 <= prompt_ptr[b] && prompt_ptr[b] < pk.size(0),
+                "decode_attention: prompt_of must give each row a prompt of pk");
   auto out = torch::empty({q.size(0), q.size(1) * q.size(2)}, q.options());
   if (q.scalar_type() == at::kFloat) {
     dispatch<float>(q.size(2), q, pk, pv, prompt_bias, gk, gv, prompt_of, gen_lo, gen_hi, scale, out);

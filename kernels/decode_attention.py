@@ -8,10 +8,11 @@ of g = heads / kv_heads rows, which on CPU reach about half the memory bandwidth
 hundred generated tokens those reads and ops are a third of a decode step. The kernel reads each key and
 value row once, in float32 arithmetic, for all g queries of its head.
 
-`load()` builds the extension on first use (torch.utils.cpp_extension, -O3 -march=native -fopenmp, about a
-minute) into torch's extension cache, under a name holding a hash of this CPU's flags and torch's version,
-so a build for another CPU is never loaded. Without a C++ compiler or ninja, on a failed build, or with
-J1_CPU_KERNELS=0 it returns None after one warning, and the engine keeps the PyTorch path.
+`load()` builds the extension on first use (torch.utils.cpp_extension, -O3 -march=native -fopenmp, 18 s on
+a 2-core machine) into torch's extension cache, under a name holding a hash of this CPU's flags and torch's
+version, so a build for another CPU is never loaded. Without a C++ compiler or ninja, or on a failed build, it
+returns None after one warning; with J1_CPU_KERNELS=0 it returns None at once. The engine then keeps the
+PyTorch path.
 """
 from __future__ import annotations
 
