@@ -117,8 +117,9 @@ def run_j1(args, output_dir) -> dict:
     from j1core.config import TrainConfig
     from j1core.trainer import Trainer
 
-    cfg = TrainConfig(model=str(model_dir(args.model)), device=args.device, pairs_per_step=args.prompts // 2,
-                      group_size=args.G, max_new_tokens=args.new_tokens, min_new_tokens=args.min_new_tokens,
+    cfg = TrainConfig(model=str(model_dir(args.model)), device=args.device, dtype="fp32",  # as TRL's side
+                      pairs_per_step=args.prompts // 2, group_size=args.G, max_new_tokens=args.new_tokens,
+                      min_new_tokens=args.min_new_tokens,
                       forced_verdict=False, reward="correct",
                       beta=args.beta, updates_per_batch=1, micro_batch_size=args.micro_batch, lr=1e-5,
                       warmup_steps=0, max_steps=args.warmup + args.steps, output=str(output_dir), progress=False,

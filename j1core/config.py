@@ -27,7 +27,7 @@ class TrainConfig:
     model: str = "smollm2-135m-instruct"
     model_cache: str | None = None
     device: str = "auto"
-    dtype: str = "fp32"
+    dtype: str = "auto"
     # data
     data: str = "builtin"
     benchmark: str | None = None
@@ -54,7 +54,7 @@ class TrainConfig:
     top_k: int = 0
     max_batch_tokens: int = 65536
     # optimisation
-    max_steps: int = 70
+    max_steps: int = 120
     lr: float = 1.5e-5
     lr_schedule: str = "cosine"
     warmup_steps: int = 3
@@ -154,7 +154,7 @@ def flag(name: str) -> str:
 ROLLOUT_DTYPES = ("auto", "model", "fp32", "bf16")  # j1core/engine/precision.py resolves them
 CHOICES = {"format": JUDGE_FORMATS, "reward": ("consistent", "correct"), "pairing": ("expected", "index"),
            "lr_schedule": ("constant", "cosine"), "loss_type": ("grpo", "bnpo", "dapo", "dr_grpo"),
-           "adv_scale": ("group", "batch", "none"), "dtype": ("fp32", "bf16"), "zero_stage": (0, 1, 2, 3),
+           "adv_scale": ("group", "batch", "none"), "dtype": ("auto", "fp32", "bf16"), "zero_stage": (0, 1, 2, 3),
            "rollout_backend": ("engine", "vllm"), "rollout_dtype": ROLLOUT_DTYPES}
 # (lowest, highest, lowest excluded) per numeric setting; None = unbounded on that side.
 RANGES = {
@@ -233,7 +233,8 @@ HELP = {
     "model": "local HF directory, or the alias smollm2-135m-instruct (bundled GGUF, cached as safetensors)",
     "model_cache": "where the dequantized bundled model is cached (default $J1_CACHE or ~/.cache/j1)",
     "device": "cpu, cuda, cuda:N or auto (cuda when available)",
-    "dtype": "fp32, or bf16 (autocast with float32 master weights)",
+    "dtype": "bf16 (autocast with float32 master weights), fp32, or auto: bf16 where the device multiplies "
+             "bfloat16 matrices natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU with bfloat16), else fp32",
     "data": "'builtin' (j1's own generated pairs), a pairs file (JSONL, JSON, Parquet) or saved HF dataset "
             "directory, or a benchmark path with --benchmark",
     "benchmark": "read --data through a benchmark adapter (judgebench, llmbar, rmbench, autoj, pandalm, gsm8k, "

@@ -9,6 +9,7 @@ backend's business (j1core/backend.py, j1core/zero.py); the step is the same for
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
@@ -22,7 +23,7 @@ from j1core.config import TrainConfig
 from j1core.data.fit import context_length, fit_pairs
 from j1core.data.formats import parse_field_map
 from j1core.data.pairs import PairStream, load_pairs, split_pairs
-from j1core.engine.precision import rollout_dtype
+from j1core.engine.precision import rollout_dtype, train_dtype
 from j1core.engine.rollout import RolloutEngine
 from j1core.errors import UserError
 from j1core.eval.during_training import HeldoutEval, next_best
@@ -91,6 +92,14 @@ class Trainer:
             backend = ZeroBackend(cfg)
         self.backend = backend or LocalBackend(cfg)
         self.device, self.is_main = self.backend.device, self.backend.is_main
+        # --dtype auto resolved once, here: the saved config, and so a resume, holds what the run trained in
+        dtype, why = train_dtype(cfg.dtype, self.device)
+        world = self.backend.all_sum(1.0)
+        if world > 1 and self.backend.all_sum(float(dtype == "bf16")) not in (0.0, world):
+            dtype, why = "fp32", "the ranks' devices differ in bfloat16 support"
+        self.cfg = cfg = dataclasses.replace(cfg, dtype=dtype)
+        if self.is_main:
+            print(f"j1: training in {dtype} ({why})", flush=True)
         guard_output(cfg, remove=self.is_main)  # before anything is loaded or written
         torch.manual_seed(cfg.seed)
         self.policy, self.tokenizer, self.reference = self.backend.load_models(policy, tokenizer, reference)

@@ -25,7 +25,8 @@ from j1core.judge.tokens import letter_ids
 
 TINY = ["--pairs-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "--max-think-tokens", "4",
         "--micro-batch-size", "3", "--beta", "0.01", "--lr", "1e-3", "--warmup-steps", "2", "--no-progress",
-        "--rollout-dtype", "fp32"]  # the engine's copy compared with the policy exactly; ranks sample alike
+        "--rollout-dtype", "fp32",  # the engine's copy compared with the policy exactly; ranks sample alike
+        "--dtype", "fp32"]  # not auto: the same arithmetic on every CPU
 # Adam's first update is about lr * sign(gradient): elements whose gradient is near Adam's eps (1e-8) turn
 # float noise into differences of order lr. So the parity step splits the batch the same way on both sides:
 # one process with micro-batches of 4 rows computes exactly what each of the 2 ranks computes on its 4 rows,

@@ -49,7 +49,7 @@ def copy_of(finished_run, tmp_path):
 def tiny_flags(model_dir, out, *extra):
     return ["--model", str(model_dir), "--device", "cpu", "--output", str(out), "--max-steps", "2",
             "--pairs-per-step", "1", "--group-size", "2", "--max-think-tokens", "2", "--max-new-tokens", "4",
-            "--micro-batch-size", "4", "--no-progress", *map(str, extra)]
+            "--micro-batch-size", "4", "--dtype", "fp32", "--no-progress", *map(str, extra)]
 
 
 def pairs_file(path, n=6):

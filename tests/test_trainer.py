@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM
 
 from j1core.config import TrainConfig
 from j1core.data.builtin import builtin_pairs
+from j1core.errors import UserError
 from j1core.grpo import policy_loss
 from j1core.model import tiny_model
 from j1core.trainer import BadStepsError, Trainer, lr_at
@@ -19,7 +20,8 @@ TIMING = ("_seconds", "tokens_per_second")
 
 def make_trainer(tmp_path, pairs=None, layers=1, **overrides):
     settings = dict(max_steps=3, pairs_per_step=2, group_size=2, max_new_tokens=6, max_think_tokens=4,
-                    output=str(tmp_path / "run"), progress=False, beta=0.01, lr=1e-3, micro_batch_size=3)
+                    output=str(tmp_path / "run"), progress=False, beta=0.01, lr=1e-3, micro_batch_size=3,
+                    dtype="fp32")  # not auto: the same arithmetic on every CPU
     settings.update(overrides)
     cfg = TrainConfig(**settings)
     policy, tokenizer = tiny_model("llama", seed=0, layers=layers)
@@ -302,6 +304,25 @@ def test_bf16_rollouts_train_on_the_trainers_own_log_probs(tmp_path, capsys):
         assert m["tis_weight"] == pytest.approx(1.0, abs=0.05)
     saved = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["state"]
     assert saved["rollout_dtype_used"] == "torch.bfloat16"
+
+
+def test_dtype_auto_is_resolved_once_and_saved(tmp_path, monkeypatch, capsys):
+    """--dtype auto becomes bf16 or fp32 before anything runs: the saved config holds the choice, so a resume
+    on a CPU that would choose otherwise is refused by name instead of silently changing the arithmetic."""
+    from j1core.engine import precision
+
+    monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: True)
+    trainer = make_trainer(tmp_path, max_steps=1, dtype="auto")
+    assert trainer.cfg.dtype == "bf16" and trainer.autocast_dtype == torch.bfloat16
+    assert "training in bf16 (autocast" in capsys.readouterr().out
+    trainer.train()
+    saved = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state.json").read_text())["state"]
+    assert saved["config"]["dtype"] == "bf16"
+    monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: False)
+    assert make_trainer(tmp_path / "other", max_steps=1, dtype="auto").cfg.dtype == "fp32"
+    with pytest.raises(UserError, match="dtype"):
+        make_trainer(tmp_path, max_steps=2, dtype="auto", resume=str(tmp_path / "run"),
+                     resume_override=("max_steps",))
 
 
 def test_resume_samples_in_the_dtype_auto_chose_first(tmp_path, monkeypatch):

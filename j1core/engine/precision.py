@@ -1,4 +1,5 @@
-"""Which dtype the rollout engine computes in: the weights' own, float32, bfloat16, or measured (auto).
+"""Which dtype the rollout engine computes in (the weights' own, float32, bfloat16, or measured: auto), and
+which one training's autocast uses (train_dtype: --dtype auto).
 
     python -m pytest tests/engine/test_precision.py -q     (speed: python bench/rollout.py)
 
@@ -12,6 +13,11 @@ come from a policy that lags the trained one; train.py samples in the weights' d
 times the model's own MLP product at decode size in both dtypes (oneDNN's packed layout, as the decoder
 runs it), about a tenth of a second once per process and shape, and picks bfloat16 only where it wins by
 AUTO_MARGIN. Elsewhere (no bfloat16 instructions, or not a CPU) auto keeps the weights' dtype.
+
+Training is another matter: the float32 master weights take every update, and only the forward and backward
+products run in bfloat16 (autocast). Where the device multiplies bfloat16 matrices natively that halves the
+default run's step on a 2-core AVX-512 BF16 CPU (docs/experiments.md), so --dtype auto trains in bf16 there;
+without those instructions bfloat16 products are emulated and slower, so auto trains in fp32.
 """
 from __future__ import annotations
 
@@ -71,3 +77,18 @@ def rollout_dtype(choice: str, model, device) -> tuple[torch.dtype, str]:
     if speedup >= AUTO_MARGIN:
         return torch.bfloat16, f"measured {speedup:.1f}x faster than float32 on this CPU"
     return weights_dtype, f"bfloat16 measured only {speedup:.2f}x float32's speed on this CPU"
+
+
+def train_dtype(choice: str, device) -> tuple[str, str]:
+    """("fp32" | "bf16", why) for --dtype `choice` on `device`: auto is bf16 (autocast) where the device has
+    bfloat16 matrix instructions (CPU: AVX-512 BF16 or AMX; CUDA: bfloat16 support), else fp32."""
+    if choice != "auto":
+        return choice, "asked for"
+    device = torch.device(device)
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = bf16_matmul_native(device)
+    if native:
+        return "bf16", f"autocast: this {device.type.upper()} has bfloat16 matrix instructions"
+    return "fp32", f"no bfloat16 matrix instructions on this {device.type.upper()}"

@@ -101,7 +101,7 @@ def test_sampling_logprobs_match_teacher_forced_forward(tiny):
 def test_one_training_step_with_reasoning(tmp_path, family):
     cfg = TrainConfig(max_steps=1, pairs_per_step=2, group_size=2, max_new_tokens=6, max_think_tokens=4,
                       forced_verdict=True, output=str(tmp_path / "run"), progress=False, beta=0.01, lr=1e-3,
-                      micro_batch_size=3)
+                      micro_batch_size=3, dtype="fp32")
     policy, tokenizer = tiny_model(family, seed=0, layers=1)
     reference = tiny_model(family, seed=0, layers=1)[0]
     checkpoint = Trainer(cfg, policy=policy, tokenizer=tokenizer, reference=reference,

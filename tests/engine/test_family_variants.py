@@ -124,7 +124,7 @@ def test_variant_trains_one_step_with_reasoning(name, tokenizer, tmp_path):
     """Judge prompts are hundreds of tokens: the windowed variants pass their windows in training too."""
     cfg = TrainConfig(max_steps=1, pairs_per_step=2, group_size=2, max_new_tokens=6, max_think_tokens=4,
                       forced_verdict=True, output=str(tmp_path / "run"), progress=False, beta=0.01, lr=1e-3,
-                      micro_batch_size=4, gradient_checkpointing=True)
+                      micro_batch_size=4, gradient_checkpointing=True, dtype="fp32")
     policy, tokenizer = saved_and_loaded(name, tokenizer, tmp_path / "model")
     reference, _ = load_model(str(tmp_path / "model"))
     Trainer(cfg, policy=policy, tokenizer=tokenizer, reference=reference, pairs=builtin_pairs("train")[:8]).train()

@@ -130,3 +130,13 @@ def test_cpu_bfloat16_rms_norm_is_the_float32_norm_rounded_once():
     got = decoder.rms_norm(x, weight)
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), exact, atol=0, rtol=2 ** -8)  # within one bfloat16 rounding
+
+
+def test_train_dtype_auto_is_bf16_only_with_bfloat16_matrix_instructions(monkeypatch):
+    assert precision.train_dtype("fp32", "cpu") == ("fp32", "asked for")
+    assert precision.train_dtype("bf16", "cpu") == ("bf16", "asked for")
+    monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: True)
+    dtype, why = precision.train_dtype("auto", "cpu")
+    assert dtype == "bf16" and "bfloat16 matrix instructions" in why
+    monkeypatch.setattr(precision, "bf16_matmul_native", lambda device: False)
+    assert precision.train_dtype("auto", "cpu")[0] == "fp32"

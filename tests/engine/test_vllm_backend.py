@@ -199,7 +199,7 @@ def test_three_training_steps_with_each_backend_give_close_rewards(tmp_path, set
     for backend in ("engine", "vllm"):
         cfg = TrainConfig(rollout_backend=backend, max_steps=3, pairs_per_step=2, group_size=4, forced_verdict=True,
                           max_think_tokens=0, beta=0.0, lr=1e-4, warmup_steps=0, max_batch_tokens=4096,
-                          output=str(tmp_path / backend), progress=False,
+                          output=str(tmp_path / backend), progress=False, dtype="fp32",
                           rollout_dtype="fp32")  # both backends in float32, as vLLM runs here
         trainer = Trainer(cfg, pairs=builtin_pairs("train")[:40])
         trainer.train()

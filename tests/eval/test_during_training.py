@@ -31,7 +31,7 @@ def test_heldout_metrics_are_generate_judge_on_the_checkpoint(tmp_path):
     with the run's settings, and the per-judgment verdicts are the same."""
     cfg = TrainConfig(max_steps=2, pairs_per_step=2, group_size=2, max_think_tokens=0, forced_verdict=True,
                       beta=0.0, lr=2e-2, warmup_steps=0, micro_batch_size=4, progress=False, eval_every=2,
-                      eval_limit=12, output=str(tmp_path / "run"))
+                      eval_limit=12, output=str(tmp_path / "run"), dtype="fp32")
     policy, tokenizer = tiny_model("llama", seed=0, layers=1)
     trainer = Trainer(cfg, policy=policy, tokenizer=tokenizer, pairs=builtin_pairs("train")[:20])
     checkpoint = trainer.train()
