@@ -94,8 +94,7 @@ class Trainer:
         self.device, self.is_main = self.backend.device, self.backend.is_main
         # --dtype auto resolved once, here: the saved config, and so a resume, holds what the run trained in
         dtype, why = train_dtype(cfg.dtype, self.device)
-        world = self.backend.all_sum(1.0)
-        if world > 1 and self.backend.all_sum(float(dtype == "bf16")) not in (0.0, world):
+        if not self.ranks_agree(dtype == "bf16"):
             dtype, why = "fp32", "the ranks' devices differ in bfloat16 support"
         self.cfg = cfg = dataclasses.replace(cfg, dtype=dtype)
         if self.is_main:
@@ -210,11 +209,15 @@ class Trainer:
             return RolloutEngine(self.policy, self.tokenizer, max_batch_tokens=self.cfg.max_batch_tokens,
                                  device=self.device, state_dict=weights, dtype=dtype)
 
+    def ranks_agree(self, flag: bool) -> bool:
+        """Whether every rank holds the same flag. Collectives: every rank calls this, whatever its flag."""
+        world = self.backend.all_sum(1.0)
+        return world == 1 or self.backend.all_sum(float(flag)) in (0.0, world)
+
     def engine_dtype(self) -> torch.dtype:
         """--rollout-dtype resolved (j1core/engine/precision.py); every rank takes bfloat16 only if all chose it."""
         dtype, why = rollout_dtype(self.cfg.rollout_dtype, self.policy, self.device)
-        world = self.backend.all_sum(1.0)  # collectives called on every rank, whatever it chose
-        if world > 1 and self.backend.all_sum(float(dtype == torch.bfloat16)) not in (0.0, world):
+        if not self.ranks_agree(dtype == torch.bfloat16):
             dtype, why = next(self.policy.parameters()).dtype, "the ranks measured differently: the weights' dtype"
         if self.is_main:
             print(f"j1: rollout engine in {str(dtype).removeprefix('torch.')} ({why})", flush=True)

@@ -119,7 +119,6 @@ def test_blocked_sampling_never_picks_a_zero_mass_token_at_a_block_edge():
     assert sample_blocked(probs, None, uniforms=u, block=8).tolist() == [5, 17, 17]
 
 
-
 @pytest.mark.parametrize("temperature,top_k,banned", [(1.0, 0, None), (0.8, 0, [3, 7]), (1.3, 5, None), (0.0, 0, [1])])
 def test_a_workspace_changes_nothing_but_where_the_weights_live(temperature, top_k, banned):
     logits = torch.randn(8, 3000, generator=torch.Generator().manual_seed(3)) * 4
