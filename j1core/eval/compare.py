@@ -3,7 +3,8 @@
     python -m j1core.eval.compare runs/demo/eval-base runs/demo/eval-trained --names base trained
 
 Each argument is an output directory of `generate.py judge` (its report.json); the table shows the headline
-metrics of each, in percent, and the change of every column against the first.
+metrics of each, in percent, and the change of every column against the first; length_bias (accuracy with the
+chosen response the longer minus with it the shorter, in points) where the reports have it.
 """
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def comparison_table(reports: list[dict], names: list[str]) -> str:
         cells = [percent(o.get(metric)) + (delta(o.get(metric), overall[0].get(metric)) if i else "")
                  for i, o in enumerate(overall)]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    if all(r.get("length_bias") is not None for r in reports):
+        bias = [100 * r["length_bias"] for r in reports]
+        lines.append("| length_bias | " + " | ".join(f"{b:+.1f}" + (f" ({b - bias[0]:+.1f})" if i else "")
+                                                    for i, b in enumerate(bias)) + " |")
     lines.append("| pairs | " + " | ".join(str(r["meta"]["pairs"]) for r in reports) + " |")
     return "\n".join(lines)
 

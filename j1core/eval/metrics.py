@@ -32,6 +32,10 @@ Definitions (all over pairs, so a bootstrap over pairs gives their intervals):
   Mean-Score@k only: its samples carry scores, not verdicts.
 - Pointwise has no order: accuracy is per pair, consistent_accuracy equals accuracy (no position to be
   inconsistent about), and the per-order accuracies and flip rate are None.
+- by_length (when the responses' lengths are given): the metrics over the pairs whose chosen response is the
+  longer, the shorter, or as long (in characters); length_bias is accuracy_both_orders of "chosen longer"
+  minus that of "chosen shorter": about 0 for a judge that ignores length, +1 for one that always picks the
+  longer response, -1 for one that picks the shorter.
 - Training steps (step_summary) pool the single-sample values over every (pair, sample) of the batch
   instead of averaging per pair, score no seeded order (accuracy is the mean of both orders), and may mix
   formats; its docstring lists where its conventions differ.
@@ -274,13 +278,32 @@ def step_summary(records) -> dict:
             "unparseable_rate": sum(not r["parsed"] for r in records) / judgments, "tie_rate": ties / judgments}
 
 
-def compute_report(records, fmt, seed=0, bootstrap=1000):
-    """All metrics for one evaluation: overall (with intervals), per category, SC@k and Mean-Score@k."""
+LONGER, SHORTER, SAME = "chosen longer", "chosen shorter", "same length"
+
+
+def length_relation(chosen: str, rejected: str) -> str:
+    return LONGER if len(chosen) > len(rejected) else SHORTER if len(chosen) < len(rejected) else SAME
+
+
+def length_tables(rows, fmt, relation: dict) -> dict:
+    """by_length and length_bias (module docstring); relation maps pair_id -> length_relation(...)."""
+    by_length = by_group(rows, fmt, key=lambda r: relation.get(r["pair_id"]))
+    longer, shorter = by_length.get(LONGER), by_length.get(SHORTER)
+    bias = None if longer is None or shorter is None else \
+        longer["accuracy_both_orders"] - shorter["accuracy_both_orders"]
+    return {"by_length": by_length, "length_bias": bias}
+
+
+def compute_report(records, fmt, seed=0, bootstrap=1000, relation=None):
+    """All metrics for one evaluation: overall (with intervals), per category, SC@k and Mean-Score@k, and by
+    length when `relation` (pair_id -> length_relation of its responses) is given."""
     pairs = group_by_pair(records)
     samples = max((len(recs) for e in pairs.values() for recs in e["slots"].values()), default=0)
     rows = per_pair_table(pairs, fmt, seed, "sample")
     report = {"format": fmt, "samples": samples, "overall": summarize(rows, fmt, bootstrap, seed),
               **group_tables(rows, fmt)}
+    if relation is not None:
+        report.update(length_tables(rows, fmt, relation))
     if samples > 1 and fmt != POINTWISE:
         sc_rows = per_pair_table(pairs, fmt, seed, "sc")
         report["sc_at_k"] = summarize(sc_rows, fmt, bootstrap, seed)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from j1core.eval.metrics import HEADLINE, METRICS, compute_report
+from j1core.eval.metrics import HEADLINE, METRICS, compute_report, length_relation
 
 
 def build_report(records, pairs, fmt: str, seed: int, bootstrap: int, meta: dict) -> dict:
     """Metrics over the judgments of `pairs` (a bigger file from an earlier run may hold more)."""
     wanted = {p.id for p in pairs}
     mine = [r for r in records if r["pair_id"] in wanted]
-    metrics = compute_report(mine, fmt, seed=seed, bootstrap=bootstrap)
+    relation = {p.id: length_relation(p.chosen, p.rejected) for p in pairs}
+    metrics = compute_report(mine, fmt, seed=seed, bootstrap=bootstrap, relation=relation)
     length_capped = sum(r.get("finish_reason") == "length" for r in mine)
     meta = {**meta, "pairs": len(wanted), "judgments": len(mine),
             "length_capped_rate": length_capped / max(len(mine), 1)}
@@ -80,12 +81,24 @@ def render_markdown(report: dict) -> str:
     lines += benchmark_table(report)
     names = [n for n in METRICS if report["overall"][n] is not None]
     lines += group_sections(report, "", "", names)
+    lines += length_section(report, names)
     for key, title in (("sc_at_k", f"SC@{k} (majority vote per order)"),
                        ("mean_score_at_k", f"Mean-Score@{k} (mean score per response)")):
         if key in report:
             lines += headline_table(title, report[key])
             lines += group_sections(report, f"{key}_", f"{title}, ", names)
     return "\n".join(lines) + "\n"
+
+
+def length_section(report: dict, names) -> list[str]:
+    """Does the judge go by length? The metrics by which response is the longer, and their gap."""
+    if not report.get("by_length"):
+        return []
+    bias = report.get("length_bias")
+    gap = "" if bias is None else (f"length_bias {100 * bias:+.1f} points: accuracy_both_orders with the chosen "
+                                   "response the longer minus with it the shorter (0: length is no cue to this "
+                                   "judge; +100: it always picks the longer).")
+    return metrics_table("By length (characters)", report["by_length"], names) + ([gap, ""] if gap else [])
 
 
 def benchmark_table(report: dict) -> list[str]:

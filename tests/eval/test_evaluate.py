@@ -73,6 +73,9 @@ def test_scripted_right_judge_through_the_loop(tmp_path, tokenizer):
     assert report["overall"]["consistent_accuracy"] == 1.0 and report["overall"]["flip_rate"] == 0.0
     assert set(report["by_category"]) == {"even", "odd"}
     assert report["meta"]["pairs"] == len(PAIRS) and report["meta"]["judgments"] == len(records)
+    longer = sum(len(p.chosen) > len(p.rejected) for p in PAIRS)
+    assert report["by_length"].get("chosen longer", {}).get("pairs", 0) == longer
+    assert sum(v["pairs"] for v in report["by_length"].values()) == len(PAIRS)
 
 
 def test_scripted_pointwise_judge(tmp_path, tokenizer):
@@ -240,6 +243,8 @@ def check_report_files(out: Path, pairs: int, judgments: int):
     assert set(overall["ci95"]) == {"accuracy", "consistent_accuracy", "flip_rate"}
     assert report["by_category"]
     assert "consistent_accuracy" in (out / "report.md").read_text()
+    assert sum(v["pairs"] for v in report["by_length"].values()) == pairs
+    assert ("length_bias" in (out / "report.md").read_text()) == (report["length_bias"] is not None)
     assert len((out / "judgments.jsonl").read_text().splitlines()) == judgments
     return report
 

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from j1core.eval.metrics import (
+    LONGER,
+    SAME,
+    SHORTER,
     bootstrap_interval,
     compute_report,
+    length_relation,
     majority_vote,
     mean_score,
     preference,
@@ -176,3 +180,24 @@ def test_levels_group_rmbench_style_categories():
     report = compute_report(records, "pairwise", bootstrap=0)
     assert set(report["by_category"]) == {"chat/easy", "code/easy", "chat/hard"}
     assert {level: t["pairs"] for level, t in report["by_level"].items()} == {"easy": 2, "hard": 1}
+
+
+def test_length_tables_tell_a_length_judge_from_a_right_one():
+    # chosen is the longer response in the odd pairs, the shorter in the even ones; p0's are as long
+    texts = {pid: ("x" * (3 + i % 2 * 5), "y" * (3 + (i + 1) % 2 * 5 * (i > 0))) for i, pid in enumerate(PAIR_IDS)}
+    relation = {pid: length_relation(*texts[pid]) for pid in PAIR_IDS}
+    assert relation["p0"] == SAME and relation["p2"] == SHORTER and relation["p3"] == LONGER
+
+    def longer_judge(pid):  # picks the longer response, "A" on equal lengths
+        return lambda order, s: "A" if relation[pid] == SAME else "AB"[order] if relation[pid] == LONGER \
+            else "BA"[order]
+
+    records = [r for pid in PAIR_IDS for r in scripted(longer_judge(pid), ids=[pid])]
+    report = compute_report(records, "pairwise", bootstrap=0, relation=relation)
+    assert report["length_bias"] == 1.0
+    assert report["by_length"][LONGER]["consistent_accuracy"] == 1.0
+    assert report["by_length"][SHORTER]["accuracy_both_orders"] == 0.0
+    assert report["by_length"][SAME]["pairs"] == 1 and report["by_length"][SAME]["flip_rate"] == 1.0
+    right = compute_report(scripted(lambda order, s: "AB"[order]), "pairwise", bootstrap=0, relation=relation)
+    assert right["length_bias"] == 0.0
+    assert "by_length" not in compute_report(records, "pairwise", bootstrap=0)
