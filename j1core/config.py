@@ -44,6 +44,7 @@ class TrainConfig:
     format_reward: float = 0.0
     forced_verdict: bool = True
     max_think_tokens: int = 0
+    flip_length: bool = False
     # rollout
     pairs_per_step: int = 10
     group_size: int = 32
@@ -117,6 +118,11 @@ class TrainConfig:
         parse_field_map(self.fields)  # a bad --fields spec stops here, naming the flag
         if (self.fields or self.data_split) and (self.benchmark or self.data == "builtin"):
             raise UserError("--fields and --data-split read a pairs file given as --data, not builtin or --benchmark")
+        if self.flip_length and self.data != "builtin":
+            raise UserError("--flip-length: only with --data builtin (its filler is known not to change which "
+                            "response is right)")
+        if self.flip_length and self.format == "pointwise":
+            raise UserError("--flip-length: pointwise judges one response at a time; it needs a pairwise format")
         if self.drop_equal_groups and (self.zero_stage or self.deepspeed_config):
             raise UserError("--drop-equal-groups: not with DeepSpeed (ranks would run different numbers of "
                             "micro-batches)")
@@ -255,6 +261,9 @@ HELP = {
     "format_reward": "weight of an extra reward for a parseable output",
     "forced_verdict": "cap the reasoning, force the answer tag, and sample the verdict among the two letters",
     "max_think_tokens": "reasoning tokens before the answer is forced (with --forced-verdict)",
+    "flip_length": "show a built-in pair's second order with the other response made the longer (filler moved; "
+                   "j1core/data/builtin/common.flip_longer), so neither position nor length earns the "
+                   "consistency reward",
     "pairs_per_step": "preference pairs per step; each yields two prompts (both orders)",
     "group_size": "G: samples per prompt, the group for relative advantages",
     "max_new_tokens": "completion length cap (free generation)",
@@ -320,7 +329,7 @@ GROUPS = {
     "model": ("model", "model_cache", "device", "dtype"),
     "data": ("data", "benchmark", "fields", "data_split", "skip_invalid", "heldout_fraction", "truncate"),
     "judge format and reward": ("format", "prompt_style", "reward", "pairing", "format_reward", "forced_verdict",
-                                "max_think_tokens"),
+                                "max_think_tokens", "flip_length"),
     "rollout": ("pairs_per_step", "group_size", "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k",
                 "max_batch_tokens"),
     "optimisation": ("max_steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm",

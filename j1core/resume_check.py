@@ -29,7 +29,7 @@ from j1core.errors import UserError
 RUN_SETTINGS = (
     "model", "data", "benchmark", "fields", "data_split", "skip_invalid", "heldout_fraction", "truncate", "format",
     "prompt_style", "reward",
-    "pairing", "format_reward", "forced_verdict", "max_think_tokens", "pairs_per_step", "group_size",
+    "pairing", "format_reward", "forced_verdict", "max_think_tokens", "flip_length", "pairs_per_step", "group_size",
     "max_new_tokens", "min_new_tokens", "temperature", "top_p", "top_k", "max_steps", "lr", "lr_schedule",
     "warmup_steps", "weight_decay", "max_grad_norm", "freeze_embeddings", "loss_type", "beta", "eps_low",
     "eps_high", "adv_scale", "updates_per_batch", "kl_times_ratio", "drop_equal_groups", "seed", "dtype")
@@ -37,7 +37,8 @@ RUN_SETTINGS = (
 RUN_FILES = ("metrics.jsonl", "curves.png", "tensorboard", "checkpoint", ".checkpoint.partial",
              ".checkpoint.previous", "best", ".best.partial", "eval")
 # Settings added after checkpoints were first written: a saved config without them had this value.
-ADDED_DEFAULTS = {"truncate": False, "fields": None, "data_split": None, "drop_equal_groups": False}
+ADDED_DEFAULTS = {"truncate": False, "fields": None, "data_split": None, "drop_equal_groups": False,
+                  "flip_length": False}
 
 
 def check_override_keys(keys) -> None:

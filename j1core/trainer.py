@@ -137,7 +137,7 @@ class Trainer:
     def train_step(self) -> dict:
         cfg, times = self.cfg, {}
         pairs = self.backend.shard(self.stream.take(cfg.pairs_per_step))
-        prompts = build_prompts(pairs, cfg.format, self.tokenizer, cfg.prompt_style)
+        prompts = build_prompts(pairs, cfg.format, self.tokenizer, cfg.prompt_style, cfg.flip_length)
         self.check_lengths(prompts)
 
         t = time.perf_counter()

@@ -40,7 +40,9 @@ def test_unknown_setting_in_file_names_it(tmp_path):
 
 
 @pytest.mark.parametrize("argv, flag", [(["--format", "essay"], "--format"), (["--group-size", "1"], "--group-size"),
-                                        (["--loss-type", "ppo"], "--loss-type")])
+                                        (["--loss-type", "ppo"], "--loss-type"),
+                                        (["--flip-length", "--data", "pairs.jsonl"], "--flip-length"),
+                                        (["--flip-length", "--format", "pointwise"], "--flip-length")])
 def test_bad_values_name_the_flag(argv, flag):
     with pytest.raises(ValueError, match=flag):
         parse_config(argv)

@@ -77,8 +77,8 @@ def test_a_paper_preset_trains_two_steps_on_a_tiny_model(tmp_path, name, family,
     texts = []
     build = j1core.trainer.build_prompts
 
-    def spy(pairs, fmt, tokenizer, style="compact"):
-        prompts = build(pairs, fmt, tokenizer, style)
+    def spy(pairs, fmt, tokenizer, style="compact", flip_length=False):
+        prompts = build(pairs, fmt, tokenizer, style, flip_length)
         texts.extend(tokenizer.decode(p.ids) for p in prompts)
         return prompts
 

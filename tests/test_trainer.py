@@ -272,6 +272,24 @@ def test_drop_equal_groups_trains_on_the_informative_groups_only(tmp_path, monke
     assert math.isclose(metrics["loss"], direct.item(), rel_tol=1e-4, abs_tol=1e-7)
 
 
+def test_flip_length_steps_judge_the_length_flipped_second_order(tmp_path, monkeypatch):
+    import j1core.trainer
+    from j1core.data.builtin import length_flipped
+
+    seen = []
+    build = j1core.trainer.build_prompts
+    monkeypatch.setattr(j1core.trainer, "build_prompts", lambda *args: seen.append(build(*args)) or seen[-1])
+    pairs = [p for p in builtin_pairs("train") if length_flipped(p) is not None][:4]
+    trainer = make_trainer(tmp_path, pairs=pairs, pairs_per_step=2, flip_length=True, forced_verdict=True,
+                           max_think_tokens=0, max_steps=1)
+    trainer.train()
+    prompts = seen[0]
+    shown = {p.id: p for p in pairs}
+    for second in prompts[1::2]:
+        flipped = length_flipped(shown[second.pair_id])
+        assert second.ids == build([flipped], "pairwise", trainer.tokenizer, "compact")[1].ids
+
+
 def test_drop_equal_groups_is_refused_with_deepspeed():
     with pytest.raises(ValueError, match="--drop-equal-groups"):
         TrainConfig(drop_equal_groups=True, zero_stage=3)

@@ -5,6 +5,9 @@
 Every pair becomes two prompts (JudgePrompt, the one type of a judged prompt, for training and evaluation):
 - pairwise formats: slot 0 is the order (x, chosen, rejected) with gold A, slot 1 is (x, rejected, chosen) with gold B;
 - pointwise: slot 0 judges the chosen response alone, slot 1 the rejected one.
+With flip_length (training, --flip-length) slot 1 of a built-in pair shows it with the other response made the
+longer (j1core/data/builtin.length_flipped), so a judge that goes by position or by length is right in
+exactly one of the two orders and earns no consistency reward.
 In training each prompt gets G samples, a GRPO group; the two groups of a pair are rewarded jointly
 (consistency, pointwise). judgment_record turns a sample's text into the record the metrics read, so the
 step's metrics (step_metrics) and evaluation's reports come from one module, j1core/eval/metrics.py.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from j1core.data.builtin import length_flipped
 from j1core.eval.metrics import step_summary
 from j1core.judge.prompts import judge_prompt_ids
 from j1core.judge.rewards import format_reward, judged_winner, pair_rewards, parse_judgment, pointwise_pair_rewards
@@ -53,7 +57,7 @@ def pair_format(fmt: str, pair_index: int) -> str:
     return fmt
 
 
-def build_prompts(pairs, fmt: str, tokenizer, style: str = "compact") -> list[JudgePrompt]:
+def build_prompts(pairs, fmt: str, tokenizer, style: str = "compact", flip_length: bool = False) -> list[JudgePrompt]:
     """Two adjacent prompts per pair, slot 0 then slot 1 (see the module docstring)."""
     prompts = []
     for i, pair in enumerate(pairs):
@@ -61,7 +65,8 @@ def build_prompts(pairs, fmt: str, tokenizer, style: str = "compact") -> list[Ju
         if f == "pointwise":
             shown = ((None, pair.chosen, None), (None, pair.rejected, None))
         else:
-            shown = (("A", pair.chosen, pair.rejected), ("B", pair.rejected, pair.chosen))
+            second = (length_flipped(pair) if flip_length else None) or pair
+            shown = (("A", pair.chosen, pair.rejected), ("B", second.rejected, second.chosen))
         for slot, (gold, response_a, response_b) in enumerate(shown):
             ids = judge_prompt_ids(tokenizer, f, pair.prompt, response_a, response_b, style=style)
             prompts.append(JudgePrompt(pair.id, i, slot, f, gold, ids, pair.source, pair.category))

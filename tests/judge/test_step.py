@@ -63,3 +63,24 @@ def test_pointwise_pair_reward_and_format_bonus(tokenizer):
     assert r == [[1.5, 0.0], [1.5, 0.5]]
     m = step_metrics(prompts, texts)
     assert m["accuracy"] == 0.5 and m["unparseable_rate"] == 0.25
+
+
+def test_flip_length_shows_the_second_order_with_the_other_response_longer(tokenizer):
+    from j1core.data.builtin import builtin_pairs, length_flipped
+
+    pairs = [p for p in builtin_pairs("train") if length_flipped(p) is not None][:6] + PAIRS[:1]
+    prompts = build_prompts(pairs, "pairwise", tokenizer, flip_length=True)
+    plain = build_prompts(pairs, "pairwise", tokenizer)
+    assert [p.ids for p in prompts[::2]] == [p.ids for p in plain[::2]]  # first orders as they were
+    assert prompts[-1].ids == plain[-1].ids  # a pair from elsewhere is never flipped
+    for pair, second in zip(pairs[:6], prompts[1::2]):
+        flipped = length_flipped(pair)
+        assert second.ids == build_prompts([flipped], "pairwise", tokenizer)[1].ids and second.gold == "B"
+    # neither a position judge nor a length judge earns the consistency reward; a right one does
+    shown = [(q.chosen, q.rejected) for pair in pairs[:6] for q in (pair, length_flipped(pair))]
+    longer_judge = [[verdict("A" if (len(c) > len(r)) == (p.gold == "A") else "B")] for p, (c, r)
+                    in zip(prompts, shown)]
+    for texts in (longer_judge, [[verdict("A")]] * 12):
+        assert all(r == 0.0 for group in score_step(prompts[:12], texts) for r in group)
+    assert all(r == 1.0 for group in score_step(prompts[:12], [[verdict(p.gold)] for p in prompts[:12]])
+               for r in group)

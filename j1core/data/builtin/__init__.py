@@ -19,8 +19,11 @@ its content - numbers, names, topics, facts - is drawn at random from small in-c
 Shared pieces: common.py (vocabularies, length balancing), constraint_checks.py (the verifiers), worked.py
 (worked solutions with a slip, in eight response styles).
 
-Which response is longer is random (common.balance), so length is no cue; `python -m j1core.data.builtin`
-prints the fraction of pairs whose chosen response is the longer.
+Which response is longer is random (common.balance), so length predicts no label; `python -m
+j1core.data.builtin` prints the fraction of pairs whose chosen response is the longer. The consistency reward
+still pays a judge that picks the longer response (it is order-invariant); length_flipped gives a pair of the
+FILLER_NEUTRAL_FAMILIES with its filler moved so that the other response is the longer, and --flip-length shows
+the second order that way (common.py's docstring).
 
 Splits (the same for every seed):
 - "train": the training templates of the training families, minus the prompt-held-out prompts;
@@ -47,6 +50,7 @@ from j1core.data.builtin import (
     relevance,
     units,
 )
+from j1core.data.builtin.common import flip_longer
 from j1core.data.builtin.mathslip import dropped_carry, smaller_from_larger  # noqa: F401  (tests use them)
 from j1core.data.pairs import Pair, stable_hash
 
@@ -57,6 +61,9 @@ HELDOUT_FAMILIES = ("units",)
 # pairs drawn per family (both splits); fact tables are small, so those families draw fewer
 PAIRS_PER_FAMILY = {"constraints": 1600, "arithmetic": 1200, "units": 300, "facts": 800, "nearby": 1200,
                     "offtopic": 600, "confident": 900, "relevance": 1200, "math": 1200}
+# families whose pairs `balance` lengthened with filler, so moving the filler never changes which is right
+# (constraints count words and check endings; confident is about length and tone itself)
+FILLER_NEUTRAL_FAMILIES = ("arithmetic", "units", "facts", "nearby", "offtopic", "relevance", "math")
 HELDOUT_BUCKETS = 8  # 1 prompt in 8 of the training templates is held out
 GIVE_UP_AFTER = 300  # consecutive repeated prompts after which a template counts as exhausted
 
@@ -75,6 +82,15 @@ def all_builtin_pairs(seed: int = 0) -> list[Pair]:
 
 def family_of(pair: Pair) -> str:
     return pair.category.split("/", 1)[0]
+
+
+def length_flipped(pair: Pair) -> Pair | None:
+    """The pair with the other response made the longer (common.flip_longer, seeded by its id), or None
+    when its family's filler is not neutral or nothing can be flipped."""
+    if pair.source != SOURCE or family_of(pair) not in FILLER_NEUTRAL_FAMILIES:
+        return None
+    flipped = flip_longer(random.Random(f"j1-length-flip:{pair.id}"), pair.chosen, pair.rejected)
+    return None if flipped is None else replace(pair, chosen=flipped[0], rejected=flipped[1])
 
 
 def template_of(pair: Pair) -> str:

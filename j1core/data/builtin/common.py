@@ -6,6 +6,12 @@ Length balancing: a judge that learns "the longer answer wins" (or "the shorter"
 judging, so most families call `balance` on each pair: it picks at random which response should be the
 longer one and, when that one is not, adds neutral chat openers and closers to it (never numbers, never
 claims) until it is. Which response carries filler is therefore no cue either.
+
+Balanced counts are not enough under the consistency reward: a judge that picks the longer response is
+order-invariant, so it earns the reward on every pair whose chosen response is the longer, while a
+position-biased judge earns nothing, and training drifts towards length. `flip_longer` gives the same pair
+with the other response made the longer (filler moved), so a run can show a pair's two orders with opposite
+length relations (--flip-length) and pay the consistency reward to neither cue.
 """
 from __future__ import annotations
 
@@ -65,6 +71,49 @@ def balance(rng, chosen: str, rejected: str, sep: str = " ") -> tuple[str, str]:
         else:
             responses[longer] = responses[longer] + sep + rng.choice(CLOSERS)
     return responses[0], responses[1]
+
+
+MAX_FLIP_FILLERS = 5
+
+
+def strip_filler(text: str) -> tuple[str, str | None]:
+    """(text without the openers and closers `balance` may have added, the separator they were joined with,
+    or None when there were none)."""
+    sep = None
+    for opener in OPENERS:
+        for s in (" ", "\n"):
+            if text.startswith(opener + s):
+                text, sep = text[len(opener) + 1:], s
+    stripped = True
+    while stripped:
+        stripped = False
+        for closer in CLOSERS:
+            for s in (" ", "\n"):
+                if text.endswith(s + closer) and len(text) > len(s + closer):
+                    text, sep, stripped = text[:-len(s + closer)], s, True
+    return text, sep
+
+
+def flip_longer(rng, chosen: str, rejected: str) -> tuple[str, str] | None:
+    """(chosen, rejected) with filler moved so that the response that was the shorter is now the longer.
+
+    Filler is stripped from both and added, as `balance` adds it (with the separator the pair used), to the
+    one to lengthen; None when the two are equally long (nothing to flip) or MAX_FLIP_FILLERS do not make it
+    the longer."""
+    if len(chosen) == len(rejected):
+        return None
+    (c, c_sep), (r, r_sep) = strip_filler(chosen), strip_filler(rejected)
+    sep = c_sep or r_sep or " "
+    responses = [c, r]
+    longer = 1 if len(chosen) > len(rejected) else 0
+    for _ in range(MAX_FLIP_FILLERS + 1):
+        if len(responses[longer]) > len(responses[1 - longer]):
+            return responses[0], responses[1]
+        if rng.random() < 0.5 and not responses[longer].startswith(OPENERS):
+            responses[longer] = rng.choice(OPENERS) + sep + responses[longer]
+        else:
+            responses[longer] = responses[longer] + sep + rng.choice(CLOSERS)
+    return None
 
 
 def pick(rng, options, *avoid):

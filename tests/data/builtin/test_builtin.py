@@ -9,6 +9,7 @@ import pytest
 
 from j1core.data.builtin import (
     FAMILIES,
+    FILLER_NEUTRAL_FAMILIES,
     HELDOUT_FAMILIES,
     PAIRS_PER_FAMILY,
     SPLITS,
@@ -17,10 +18,13 @@ from j1core.data.builtin import (
     builtin_pairs,
     family_of,
     is_heldout,
+    length_flipped,
     split_of,
     template_of,
 )
 from j1core.data.builtin.__main__ import main
+from j1core.data.builtin.common import strip_filler
+from j1core.data.pairs import Pair
 from j1core.eval.evaluate import load_eval_pairs
 
 
@@ -91,6 +95,29 @@ def test_chosen_is_the_longer_response_about_half_the_time():
     for family in PAIRS_PER_FAMILY:
         mine = [p for p in pairs if family_of(p) == family]
         assert 0.35 <= sum(len(p.chosen) > len(p.rejected) for p in mine) / len(mine) <= 0.65, family
+
+
+def test_length_flipped_swaps_which_response_is_longer_in_filler_neutral_families():
+    counts = Counter()
+    for pair in builtin_pairs("train"):
+        flipped = length_flipped(pair)
+        neutral = family_of(pair) in FILLER_NEUTRAL_FAMILIES
+        counts[neutral, flipped is not None] += 1
+        if flipped is None:
+            continue
+        assert neutral and flipped == length_flipped(pair)  # seeded by the pair's id
+        assert (len(flipped.chosen) > len(flipped.rejected)) == (len(pair.chosen) < len(pair.rejected))
+        for new, old in ((flipped.chosen, pair.chosen), (flipped.rejected, pair.rejected)):
+            assert strip_filler(new)[0] == strip_filler(old)[0]  # only openers and closers moved
+        assert (flipped.id, flipped.prompt, flipped.category) == (pair.id, pair.prompt, pair.category)
+    assert counts[True, False] < 0.02 * counts[True, True] and counts[False, True] == 0
+    assert counts[False, False] > 0  # constraints and confident pairs stay as they are
+
+
+def test_length_flipped_leaves_pairs_from_elsewhere_alone():
+    pair = builtin_pairs("train")[0]
+    other = Pair(pair.id, pair.prompt, pair.chosen, pair.rejected, "mine", pair.category)
+    assert length_flipped(other) is None
 
 
 def test_unknown_split_is_refused():

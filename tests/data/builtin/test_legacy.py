@@ -8,7 +8,7 @@ import re
 from itertools import pairwise
 
 from j1core.data.builtin import all_builtin_pairs, family_of, mathslip, relevance, template_of
-from j1core.data.builtin.common import CLOSERS, OPENERS
+from j1core.data.builtin.common import strip_filler
 from j1core.data.builtin.mathslip import dropped_carry, smaller_from_larger
 from j1core.data.builtin.relevance import LEVELS
 
@@ -46,11 +46,7 @@ def equalities(text):
 
 def unpadded(text):
     """The response without the openers and closers that length balancing adds (common.balance)."""
-    for opener in OPENERS:
-        text = text.removeprefix(opener + " ")
-    for closer in CLOSERS:
-        text = text.removesuffix(" " + closer)
-    return text
+    return strip_filler(text)[0]
 
 
 def final_numbers(text):
