@@ -1,5 +1,6 @@
 """`python -m j1core.data.builtin`: pairs per family and split, how often the chosen response is the longer,
-and a few samples. `--seed N` draws another pool."""
+how many train pairs --flip-length can show with the length relation reversed, and a few samples. `--seed N`
+draws another pool."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,7 @@ import random
 import time
 from collections import Counter
 
-from j1core.data.builtin import FAMILIES, SPLITS, all_builtin_pairs, family_of, split_of
+from j1core.data.builtin import FAMILIES, SPLITS, all_builtin_pairs, family_of, length_flipped, split_of
 
 
 def longer_counts(pairs) -> tuple[int, int, int]:
@@ -39,6 +40,10 @@ def main(argv=None) -> None:
     chosen, rejected, _ = longer_counts(pairs)
     print(f"\nchosen longer than rejected: {chosen / len(pairs):.3f} of all pairs, "
           f"{chosen / max(chosen + rejected, 1):.3f} of pairs whose lengths differ")
+    train = [p for p in pairs if split_of(p) == "train"]
+    flippable = sum(length_flipped(p) is not None for p in train)
+    print(f"--flip-length reverses which response is longer in {flippable} of {len(train)} train pairs "
+          f"({flippable / len(train):.3f})")
     for p in random.Random(args.seed).sample(pairs, args.samples):
         print(f"\n[{p.category}, {split_of(p)}] {p.prompt}\n  chosen:   {p.chosen}\n  rejected: {p.rejected}")
 

@@ -139,4 +139,7 @@ def test_main_prints_every_family_split_and_the_length_fraction(capsys):
     for family in PAIRS_PER_FAMILY:
         assert f"\n{family} " in out
     assert "heldout_template" in out and "chosen longer than rejected" in out
+    train = builtin_pairs("train")
+    flippable = sum(length_flipped(p) is not None for p in train)
+    assert f"--flip-length reverses which response is longer in {flippable} of {len(train)} train pairs" in out
     assert out.count("\n[") == 2
