@@ -66,11 +66,15 @@ def balance(rng, chosen: str, rejected: str, sep: str = " ") -> tuple[str, str]:
     for _ in range(3):
         if len(responses[longer]) > len(responses[other]):
             break
-        if rng.random() < 0.5 and not responses[longer].startswith(OPENERS):
-            responses[longer] = rng.choice(OPENERS) + sep + responses[longer]
-        else:
-            responses[longer] = responses[longer] + sep + rng.choice(CLOSERS)
+        responses[longer] = pad(rng, responses[longer], sep)
     return responses[0], responses[1]
+
+
+def pad(rng, text: str, sep: str) -> str:
+    """text with one more filler: an opener (if it has none yet) or a closer, joined by sep."""
+    if rng.random() < 0.5 and not text.startswith(OPENERS):
+        return rng.choice(OPENERS) + sep + text
+    return text + sep + rng.choice(CLOSERS)
 
 
 MAX_FLIP_FILLERS = 5
@@ -106,14 +110,11 @@ def flip_longer(rng, chosen: str, rejected: str) -> tuple[str, str] | None:
     sep = c_sep or r_sep or " "
     responses = [c, r]
     longer = 1 if len(chosen) > len(rejected) else 0
-    for _ in range(MAX_FLIP_FILLERS + 1):
+    for _ in range(MAX_FLIP_FILLERS):
         if len(responses[longer]) > len(responses[1 - longer]):
-            return responses[0], responses[1]
-        if rng.random() < 0.5 and not responses[longer].startswith(OPENERS):
-            responses[longer] = rng.choice(OPENERS) + sep + responses[longer]
-        else:
-            responses[longer] = responses[longer] + sep + rng.choice(CLOSERS)
-    return None
+            break
+        responses[longer] = pad(rng, responses[longer], sep)
+    return (responses[0], responses[1]) if len(responses[longer]) > len(responses[1 - longer]) else None
 
 
 def pick(rng, options, *avoid):
