@@ -263,7 +263,7 @@ HELP = {
     "max_think_tokens": "reasoning tokens before the answer is forced (with --forced-verdict)",
     "flip_length": "show a built-in pair's second order with the other response made the longer (filler moved; "
                    "j1core/data/builtin/common.flip_longer), so neither position nor length earns the "
-                   "consistency reward",
+                   "consistency reward; trains only on the pairs it can flip",
     "pairs_per_step": "preference pairs per step; each yields two prompts (both orders)",
     "group_size": "G: samples per prompt, the group for relative advantages",
     "max_new_tokens": "completion length cap (free generation)",

@@ -62,8 +62,14 @@ def data_splits(cfg: TrainConfig) -> tuple[list, list]:
 
 
 def load_training_pairs(cfg: TrainConfig):
-    """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part."""
+    """The pairs training may see: builtin's train split, or a user/benchmark file minus its held-out part.
+    With --flip-length only the built-in pairs whose length relation it can reverse: in any other pair the
+    longer response would earn the consistency reward in both orders."""
     train, heldout = data_splits(cfg)
+    if cfg.flip_length:
+        from j1core.data.builtin import length_flipped
+
+        train = [pair for pair in train if length_flipped(pair) is not None]
     if not train:
         raise UserError(f"{cfg.data}: --heldout-fraction {cfg.heldout_fraction} holds out all {len(heldout)} pairs; "
                         "nothing is left to train on")

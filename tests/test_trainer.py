@@ -290,6 +290,15 @@ def test_flip_length_steps_judge_the_length_flipped_second_order(tmp_path, monke
         assert second.ids == build([flipped], "pairwise", trainer.tokenizer, "compact")[1].ids
 
 
+def test_flip_length_trains_only_on_pairs_it_can_flip():
+    from j1core.data.builtin import length_flipped
+    from j1core.trainer import load_training_pairs
+
+    plain, flipped = load_training_pairs(TrainConfig()), load_training_pairs(TrainConfig(flip_length=True))
+    assert [p.id for p in flipped] == [p.id for p in plain if length_flipped(p) is not None]
+    assert 0 < len(flipped) < len(plain)
+
+
 def test_drop_equal_groups_is_refused_with_deepspeed():
     with pytest.raises(ValueError, match="--drop-equal-groups"):
         TrainConfig(drop_equal_groups=True, zero_stage=3)

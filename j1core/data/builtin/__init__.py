@@ -23,7 +23,7 @@ Which response is longer is random (common.balance), so length predicts no label
 j1core.data.builtin` prints the fraction of pairs whose chosen response is the longer. The consistency reward
 still pays a judge that picks the longer response (it is order-invariant); length_flipped gives a pair of the
 FILLER_NEUTRAL_FAMILIES with its filler moved so that the other response is the longer, and --flip-length shows
-the second order that way (common.py's docstring).
+the second order that way and trains on those pairs only (common.py's docstring).
 
 Splits (the same for every seed):
 - "train": the training templates of the training families, minus the prompt-held-out prompts;

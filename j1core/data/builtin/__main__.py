@@ -1,6 +1,6 @@
 """`python -m j1core.data.builtin`: pairs per family and split, how often the chosen response is the longer,
-how many train pairs --flip-length can show with the length relation reversed, and a few samples. `--seed N`
-draws another pool."""
+how many train pairs --flip-length can show with the length relation reversed (the pairs it trains on), and a
+few samples. `--seed N` draws another pool."""
 from __future__ import annotations
 
 import argparse
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     train = [p for p in pairs if split_of(p) == "train"]
     flippable = sum(length_flipped(p) is not None for p in train)
     print(f"--flip-length reverses which response is longer in {flippable} of {len(train)} train pairs "
-          f"({flippable / len(train):.3f})")
+          f"({flippable / len(train):.3f}), and trains on those")
     for p in random.Random(args.seed).sample(pairs, args.samples):
         print(f"\n[{p.category}, {split_of(p)}] {p.prompt}\n  chosen:   {p.chosen}\n  rejected: {p.rejected}")
 
