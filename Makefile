@@ -24,6 +24,7 @@ bench: install
 	$(PY) bench/rollout.py
 	$(PY) bench/judge.py
 	$(PY) bench/grpo_step.py --prompts 2 --steps 1
+	$(PY) bench/grpo_step.py --prompts 2 --steps 1 --dtype bf16
 	$(PY) bench/grpo_step.py --shape reasoning --prompts 2 --G 2 --steps 1 --sides j1,trl
 	$(PY) bench/checkpointing.py
 	$(PY) bench/threads.py

@@ -3,6 +3,7 @@
     python bench/grpo_step.py --quick                    # smoke run: 2 prompts x G=2, 8 tokens, 1 step (minutes)
     python bench/grpo_step.py                            # judge shape: exactly 64 new tokens
     python bench/grpo_step.py --shape reasoning          # up to 512 new tokens, eos allowed
+    python bench/grpo_step.py --dtype bf16               # both sides in bfloat16 autocast (float32 weights)
     python bench/grpo_step.py [--prompts 8 --G 4 --new-tokens 64 --steps 2 --warmup 1 --device cpu]
 
 Sides (each its own process, one after the other): "j1" (its Trainer); "trl" (TRL's GRPOTrainer as its
@@ -11,15 +12,19 @@ LM head scoring completion positions only, forced on: TRL does it only on Triton
 (transformers' continuous-batching generation). Shapes: "judge" = exactly --new-tokens tokens (eos banned
 until then); "reasoning" = up to 512 new tokens with eos allowed, so samples end at their own lengths (both
 sides sample the same model at temperature 1, so the lengths follow the same distribution but are not the
-same samples: compare s per 1k new tokens there). Results go to bench/results/grpo_step-<shape>.md.
+same samples: compare s per 1k new tokens there). Results go to bench/results/grpo_step-<shape>.md
+(grpo_step-<shape>-bf16.md with --dtype bf16).
 
 Both sides train the same float32 model (default: the bundled SmolLM2-135M-Instruct, handed to TRL as its
-cached HF directory) on the same pairwise judge prompts (built-in pairs, both orders, chat-templated by
-j1core.judge.prompts; TRL gets the prompt text and tokenizes it to the same ids, which is checked). Per step:
---prompts prompts x --G samples of exactly --new-tokens tokens (eos banned until then: min = max new tokens),
-temperature 1, beta 0.01 (frozen reference model), one update per batch, no gradient checkpointing,
-micro-batches of --micro-batch rows for the reference and the policy passes, AdamW, clip 1.0. The reward is
-j1's per-order correctness (j1core.judge.rewards.correctness) on both sides: cheap, so it does not show in the times.
+cached HF directory), by default in float32; with --dtype bf16 both run their passes in bfloat16 autocast
+over float32 weights (j1's --dtype bf16, which its --dtype auto picks on a CPU with bfloat16 matrix
+instructions; TRL's bf16=True, its GRPOConfig default). Both train on the same pairwise judge prompts
+(built-in pairs, both orders, chat-templated by j1core.judge.prompts; TRL gets the prompt text and tokenizes it
+to the same ids, which is checked). Per step: --prompts prompts x --G samples of exactly --new-tokens tokens
+(eos banned until then: min = max new tokens), temperature 1, beta 0.01 (frozen reference model), one update
+per batch, no gradient checkpointing, micro-batches of --micro-batch rows for the reference and the policy
+passes, AdamW, clip 1.0. The reward is j1's per-order correctness (j1core.judge.rewards.correctness) on both
+sides: cheap, so it does not show in the times.
 
 Each side runs in its own subprocess (peak resident memory does not mix); the time per step is the median
 over --steps steps after --warmup steps. Columns:
@@ -66,6 +71,8 @@ def parse_args(argv=None):
     parser.add_argument("--micro-batch", type=int, default=8, help="rows per reference / policy forward")
     parser.add_argument("--beta", type=float, default=0.01)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                        help="bf16: both sides compute in bfloat16 autocast over float32 weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sides", default=None,
                         help="comma list of j1,trl,trl-skip-prompt,trl-cb,trl-vllm (default: j1,trl,trl-skip-prompt)")
@@ -117,7 +124,7 @@ def run_j1(args, output_dir) -> dict:
     from j1core.config import TrainConfig
     from j1core.trainer import Trainer
 
-    cfg = TrainConfig(model=str(model_dir(args.model)), device=args.device, dtype="fp32",  # as TRL's side
+    cfg = TrainConfig(model=str(model_dir(args.model)), device=args.device, dtype=args.dtype,  # as TRL's side
                       pairs_per_step=args.prompts // 2, group_size=args.G, max_new_tokens=args.new_tokens,
                       min_new_tokens=args.min_new_tokens,
                       forced_verdict=False, reward="correct",
@@ -192,7 +199,8 @@ def print_table(results: dict, args) -> str:
     """Print the markdown table and return it."""
     lines = []
     length = f"exactly {args.new_tokens}" if args.min_new_tokens else f"up to {args.new_tokens} (eos allowed)"
-    lines.append(f"\nGRPO step, {Path(model_dir(args.model)).name}, float32, {args.device}, "
+    dtype = "float32" if args.dtype == "fp32" else "bfloat16 autocast over float32 weights"
+    lines.append(f"\nGRPO step, {Path(model_dir(args.model)).name}, {dtype}, {args.device}, "
                  f"{results[next(iter(results))]['threads']} threads, shape {args.shape}: {args.prompts} prompts x "
                  f"G={args.G} x {length} new tokens, beta {args.beta}, micro-batch {args.micro_batch}; "
                  f"median of {args.steps} steps after {args.warmup} warm-up\n")
@@ -249,7 +257,8 @@ def main():
     if not args.no_write:
         from machine import header, write_result
 
-        name = f"grpo_step-{args.shape}" + ("-quick" if args.quick else "")
+        name = f"grpo_step-{args.shape}" + ("-bf16" if args.dtype == "bf16" else "") + \
+            ("-quick" if args.quick else "")
         write_result(name, header(f"One GRPO step: j1 against TRL's GRPOTrainer ({args.shape} shape)", ("trl",)) +
                      f"\nCommand: `python bench/grpo_step.py {' '.join(sys.argv[1:])}`\n" + text)
 

@@ -133,7 +133,8 @@ def run_trl(model_dir, prompt_texts, prompt_ids, golds, args, output_dir, use_vl
     on_cpu = args.device == "cpu"
     config = GRPOConfig(
         output_dir=str(output_dir), report_to="none", save_strategy="no", logging_strategy="no",
-        disable_tqdm=True, use_cpu=on_cpu, bf16=False, fp16=False, use_vllm=use_vllm,
+        disable_tqdm=True, use_cpu=on_cpu, bf16=getattr(args, "dtype", "fp32") == "bf16", fp16=False,
+        use_vllm=use_vllm,
         **({"vllm_mode": "colocate"} if use_vllm else {}),
         per_device_train_batch_size=micro, gradient_accumulation_steps=rows // micro,
         steps_per_generation=rows // micro, num_generations=args.G, num_iterations=1,
