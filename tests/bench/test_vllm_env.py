@@ -1,0 +1,42 @@
+"""Tests for bench/vllm_env.py: how the benches' vLLM environment is installed (no pip is run).
+
+    python -m pytest tests/bench/test_vllm_env.py -q
+"""
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import vllm_env  # noqa: E402
+
+
+def fake_pip(monkeypatch, statuses):
+    """Replace subprocess.run with a recorder answering the given exit statuses in turn."""
+    calls, answers = [], iter(statuses)
+
+    def run(cmd, check):
+        calls.append(cmd)
+        return SimpleNamespace(returncode=next(answers))
+
+    monkeypatch.setattr(vllm_env.subprocess, "run", run)
+    return calls
+
+
+def test_pip_install_uses_the_configured_indexes_alone_when_they_serve(monkeypatch):
+    calls = fake_pip(monkeypatch, [0])
+    assert vllm_env.pip_install(Path("venv/bin/python")) == 0
+    assert len(calls) == 1
+    assert calls[0][:4] == ["venv/bin/python", "-m", "pip", "install"]
+    assert vllm_env.VLLM_REQUIREMENT in calls[0] and "--extra-index-url" not in calls[0]
+
+
+@pytest.mark.parametrize("second", [0, 3])
+def test_pip_install_adds_the_torch_cpu_index_only_after_a_failure(monkeypatch, second):
+    calls = fake_pip(monkeypatch, [1, second])
+    assert vllm_env.pip_install(Path("venv/bin/python")) == second
+    assert len(calls) == 2
+    assert "--extra-index-url" not in calls[0]
+    assert calls[1] == calls[0] + ["--extra-index-url", vllm_env.TORCH_CPU_INDEX]
