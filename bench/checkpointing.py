@@ -1,7 +1,8 @@
 """Gradient checkpointing in the policy's log-prob pass: the activation memory it saves, and what it costs in time.
 
     python bench/checkpointing.py --quick    # 4 small layers, 512 tokens: a smoke run (seconds)
-    python bench/checkpointing.py            # SmolLM2-135M shape (random weights), 2,048 tokens (minutes on CPU)
+    python bench/checkpointing.py            # SmolLM2-135M shape (random weights), 2,048 tokens (minutes on CPU);
+                                             # writes bench/results/checkpointing.md
 
 One token_logprobs forward + backward of sum(g * logp) over every completion token, float32, without and with
 --gradient-checkpointing (j1core.logprobs.enable_gradient_checkpointing), in two layouts of --tokens tokens:
@@ -31,7 +32,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from j1core.logprobs import enable_gradient_checkpointing, token_logprobs
+from j1core.logprobs import enable_gradient_checkpointing, token_logprobs  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import header, write_result  # noqa: E402
 
 SMOLLM2_135M = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                     num_key_value_heads=3, vocab_size=49152, rope_theta=100000.0, tie_word_embeddings=True)
@@ -145,6 +149,7 @@ def main():
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per row (median)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/checkpointing.md")
     args = parser.parse_args()
     device = torch.device(args.device)
     shape = QUICK if args.quick else SMOLLM2_135M
@@ -156,25 +161,32 @@ def main():
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    print_table(rows, shape, device)
+    text = table(rows, shape, device)
+    print(text)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
+    if not args.no_write:
+        write_result("checkpointing-quick" if args.quick else "checkpointing",
+                     header("Gradient checkpointing in the log-prob pass: memory saved, time paid") +
+                     f"\nCommand: `python bench/checkpointing.py {' '.join(sys.argv[1:])}`\n" + text)
 
 
-def print_table(rows, shape, device):
+def table(rows, shape, device) -> str:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\n{name}, float32; {shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, "
-          f"random weights ({rows[0]['params'] / 2**20:.0f} MB, its gradients as much, not counted); "
-          f"ratios are to the same layout without checkpointing\n")
-    print("| layout | tokens | checkpointing | kept for backward MB | fwd+bwd peak MB | fwd+bwd ms "
-          "| kept / without | peak / without | time / without |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    lines = [f"\n{name}, float32; {shape['num_hidden_layers']} layers, hidden {shape['hidden_size']}, "
+             f"random weights ({rows[0]['params'] / 2**20:.0f} MB, its gradients as much, not counted); "
+             f"ratios are to the same layout without checkpointing\n",
+             "| layout | tokens | checkpointing | kept for backward MB | fwd+bwd peak MB | fwd+bwd ms "
+             "| kept / without | peak / without | time / without |",
+             "|---|---|---|---|---|---|---|---|---|"]
     base = {r["layout"]: r for r in rows if not r["checkpointing"]}
     for r in rows:
         b = base[r["layout"]]
-        print(f"| {r['layout']} | {r['tokens']} | {'on' if r['checkpointing'] else 'off'} | {r['kept'] / 2**20:.1f} "
-              f"| {r['peak'] / 2**20:.1f} | {r['seconds'] * 1e3:.0f} | {r['kept'] / b['kept']:.3f} "
-              f"| {r['peak'] / b['peak']:.3f} | {r['seconds'] / b['seconds']:.2f} |")
+        lines.append(f"| {r['layout']} | {r['tokens']} | {'on' if r['checkpointing'] else 'off'} "
+                     f"| {r['kept'] / 2**20:.1f} | {r['peak'] / 2**20:.1f} | {r['seconds'] * 1e3:.0f} "
+                     f"| {r['kept'] / b['kept']:.3f} | {r['peak'] / b['peak']:.3f} "
+                     f"| {r['seconds'] / b['seconds']:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
