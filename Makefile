@@ -27,7 +27,7 @@ bench: install
 	$(PY) bench/grpo_step.py --prompts 2 --steps 1 --dtype bf16
 	$(PY) bench/grpo_step.py --shape reasoning --prompts 2 --G 2 --steps 1 --sides j1,trl
 	$(PY) bench/checkpointing.py --tokens 1024
-	$(PY) bench/threads.py
+	$(PY) bench/threads.py --steps 2
 
 # The default run, then the base and the trained judge side by side on both built-in held-out splits:
 # prompt-held-out (builtin: the training templates, unseen prompts) and template-held-out (builtin_template:

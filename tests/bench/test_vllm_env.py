@@ -40,3 +40,31 @@ def test_pip_install_adds_the_torch_cpu_index_only_after_a_failure(monkeypatch, 
     assert len(calls) == 2
     assert "--extra-index-url" not in calls[0]
     assert calls[1] == calls[0] + ["--extra-index-url", vllm_env.TORCH_CPU_INDEX]
+
+
+@pytest.mark.parametrize("flags, dtype", [(["avx2", "avx512f", "avx512_bf16"], "bfloat16"),
+                                          (["avx2", "amx_bf16", "amx_tile"], "bfloat16"),
+                                          (["avx2", "avx512f", "avx512_vnni"], "float32"),
+                                          ([], "float32")])
+def test_best_dtype_is_bfloat16_only_with_bf16_matrix_instructions(flags, dtype):
+    assert vllm_env.best_dtype(flags) == dtype
+
+
+def test_drop_broken_extras_uninstalls_only_installed_packages_that_fail_to_import(monkeypatch):
+    installed, broken, calls = {"torchvision", "torchaudio"}, {"torchvision"}, []
+
+    def run(cmd, check, capture_output=False):
+        calls.append(cmd)
+        code = cmd[-1]
+        if "find_spec" in code:  # the probe: 3 when installed
+            name = code.split("find_spec('")[1].split("'")[0]
+            return SimpleNamespace(returncode=3 if name in installed else 0)
+        if code.startswith("import "):
+            return SimpleNamespace(returncode=1 if code.split()[1] in broken else 0)
+        return SimpleNamespace(returncode=0)  # pip uninstall
+
+    monkeypatch.setattr(vllm_env.subprocess, "run", run)
+    assert vllm_env.drop_broken_extras(Path("venv/bin/python")) == ["torchvision"]
+    uninstalls = [c for c in calls if c[1:4] == ["-m", "pip", "uninstall"]]
+    assert uninstalls == [["venv/bin/python", "-m", "pip", "uninstall", "--quiet", "--yes", "torchvision"]]
+    assert not any(c[-1] == "import torchcodec" for c in calls)  # not installed: not probed further
