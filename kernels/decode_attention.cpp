@@ -6,13 +6,19 @@
 //   its prompt's keys pk[prompt_of[b], h, :, :] (plus prompt_bias[prompt_of[b], :], 0 or -inf), and
 //   its own generated keys gk[b, h, gen_lo:gen_hi, :],
 // with one softmax over both. One task per (row, kv head): the g queries read each key once, in float32,
-// so the keys and values are read at memory speed instead of through g-row batched matmuls.
+// so the keys and values are read at memory speed instead of through g-row batched matmuls. In bfloat16 on a
+// build with AVX-512 BF16 (head sizes that are multiples of 32), the scores and the weighted values are
+// vdpbf16ps dot products of the bfloat16 rows, with no widening of keys and values to float32 (bf16_dot()).
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -76,6 +82,71 @@ inline f16v exp16(f16v x) {
   return x < -87.0f ? f16v{} : p * scale;
 }
 
+#ifdef __AVX512BF16__
+// Where the CPU has AVX-512 BF16 (and the build is for it: -march=native), bfloat16 scores are dot products
+// of the raw bfloat16 rows by vdpbf16ps: pairs of products, each exact in float32, added in float32; no
+// widening of the key to float32 first (that widening was a third of the kernel's instructions).
+constexpr bool BF16_DOT = true;
+inline __m512bh load32bh(const at::BFloat16* p) { return (__m512bh)_mm512_loadu_si512(p); }
+#else
+constexpr bool BF16_DOT = false;
+#endif
+
+#ifdef __AVX512BF16__
+// out[i] = sum_j w[i, j] v_j * inv_sum[i] for the g queries of a task, two value rows (j, j + 1) at a time:
+// their 16-bit elements interleaved (unpacklo / unpackhi within each 128-bit lane) meet the pair of weights
+// (w[i, j], w[i, j + 1]), rounded to bfloat16 as the PyTorch path rounds its probabilities, in one vdpbf16ps.
+// Accumulator lane m of a 32-dimension block then holds dimension 8 (m / 4) + m % 4 (unpacklo) or that + 4
+// (unpackhi). A masked column's row is read as zeros (its memory may hold anything). wbf: scratch for the
+// weights in bfloat16, groups x (width + 32); acc: scratch, groups * DIM / 16 vectors.
+template <int DIM, typename Value, typename Masked>
+void weigh_values_bf16(const float* w, int64_t width, int64_t groups, Value value, Masked masked,
+                       const float* inv_sum, at::BFloat16* out, uint16_t* wbf, __m512* acc) {
+  constexpr int C2 = DIM / 32;
+  alignas(64) static const at::BFloat16 zeros[DIM] = {};
+  const int64_t stride = width + 32;
+  for (int64_t i = 0; i < groups; ++i) {  // 32 weights per vcvtne2ps2bf16 (round to nearest even)
+    const float* wi = w + i * width;
+    uint16_t* bi = wbf + i * stride;
+    for (int64_t j = 0; j < width; j += 32) {
+      const __mmask16 m0 = j + 16 <= width ? 0xFFFF : (1u << std::max<int64_t>(0, width - j)) - 1;
+      const __mmask16 m1 = j + 32 <= width ? 0xFFFF : (j + 16 >= width ? 0 : (1u << (width - j - 16)) - 1);
+      const __m512 a = _mm512_maskz_loadu_ps(m0, wi + j), b = _mm512_maskz_loadu_ps(m1, wi + j + 16);
+      _mm512_storeu_si512(bi + j, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+    }
+  }
+  for (int64_t k = 0; k < groups * C2 * 2; ++k) acc[k] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < width; j += 2) {
+    const at::BFloat16* v0 = masked(j) ? zeros : value(j);
+    const at::BFloat16* v1 = j + 1 < width && !masked(j + 1) ? value(j + 1) : zeros;
+    __m512bh lo[C2], hi[C2];
+    for (int c = 0; c < C2; ++c) {
+      const __m512i a = _mm512_loadu_si512(v0 + c * 32), b = _mm512_loadu_si512(v1 + c * 32);
+      lo[c] = (__m512bh)_mm512_unpacklo_epi16(a, b);
+      hi[c] = (__m512bh)_mm512_unpackhi_epi16(a, b);
+    }
+    for (int64_t i = 0; i < groups; ++i) {
+      uint32_t pair_bits;  // (w[i, j], w[i, j + 1]); past the end a zero from the masked load
+      __builtin_memcpy(&pair_bits, wbf + i * stride + j, sizeof pair_bits);
+      const __m512bh pair = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair_bits));
+      __m512* a = acc + i * C2 * 2;
+      for (int c = 0; c < C2; ++c) {
+        a[2 * c] = _mm512_dpbf16_ps(a[2 * c], lo[c], pair);
+        a[2 * c + 1] = _mm512_dpbf16_ps(a[2 * c + 1], hi[c], pair);
+      }
+    }
+  }
+  for (int64_t i = 0; i < groups; ++i)
+    for (int c = 0; c < C2; ++c)
+      for (int half = 0; half < 2; ++half) {
+        alignas(64) float lanes[16];
+        _mm512_store_ps(lanes, acc[(i * C2 + c) * 2 + half]);
+        for (int m = 0; m < 16; ++m)
+          out[i * DIM + c * 32 + 8 * (m / 4) + 4 * half + m % 4] = at::BFloat16(lanes[m] * inv_sum[i]);
+      }
+}
+#endif
+
 // DIM: the head dimension, known at compile time (HEAD_DIMS in kernels/decode_attention.py).
 template <typename T, int DIM>
 void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor& pv,
@@ -98,6 +169,7 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
   at::parallel_for(0, rows * kv_heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<f16v> qv(groups * C), acc(groups * C);
     std::vector<float> scores(groups * width), inv_sum(groups);
+    std::vector<uint16_t> wbf(groups * (width + 32));  // bfloat16 weights (weigh_values_bf16)
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / kv_heads, h = task % kv_heads, p = prompt_ptr[b];
       const T* q_row = q_ptr + (b * heads + h * groups) * DIM;
@@ -117,6 +189,22 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
           for (int64_t i = 0; i < groups; ++i) scores[i * width + j] = neg_inf;
           continue;
         }
+#ifdef __AVX512BF16__
+        if constexpr (std::is_same_v<T, at::BFloat16> && DIM % 32 == 0) {
+          constexpr int C2 = DIM / 32;
+          __m512bh k[C2];
+          const T* k_row = key(j);
+          for (int c = 0; c < C2; ++c) k[c] = load32bh(k_row + c * 32);
+          const float add = j < prompt_len ? bias[j] : 0.0f;
+          for (int64_t i = 0; i < groups; ++i) {
+            const T* qi = q_row + i * DIM;
+            __m512 s = _mm512_dpbf16_ps(_mm512_setzero_ps(), load32bh(qi), k[0]);
+            for (int c = 1; c < C2; ++c) s = _mm512_dpbf16_ps(s, load32bh(qi + c * 32), k[c]);
+            scores[i * width + j] = _mm512_reduce_add_ps(s) * static_cast<float>(scale) + add;
+          }
+          continue;
+        }
+#endif
         f16v k[C];
         const T* k_row = key(j);
         for (int c = 0; c < C; ++c) k[c] = load16(k_row + c * LANES);
@@ -144,6 +232,14 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
         }
         inv_sum[i] = 1.0f / sum;
       }
+#ifdef __AVX512BF16__
+      if constexpr (std::is_same_v<T, at::BFloat16> && DIM % 32 == 0) {
+        weigh_values_bf16<DIM>(scores.data(), width, groups, value, masked, inv_sum.data(),
+                               out_ptr + (b * heads + h * groups) * DIM, wbf.data(),
+                               reinterpret_cast<__m512*>(acc.data()));
+        continue;
+      }
+#endif
       for (auto& a : acc) a = f16v{};
       for (int64_t j = 0; j < width; ++j) {
         if (masked(j)) continue;
@@ -210,4 +306,7 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor pk, torch::Tensor 
   return out;
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("decode_attention", &decode_attention); }
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("decode_attention", &decode_attention);
+  m.def("bf16_dot", [] { return BF16_DOT; }, "whether bfloat16 scores use vdpbf16ps (AVX-512 BF16 builds)");
+}

@@ -6,7 +6,8 @@ Why: j1core/engine/attention.SharedPromptAttention, the plain PyTorch version it
 about twenty small ops per layer and step, and reads the generated keys and values through batched matmuls
 of g = heads / kv_heads rows, which on CPU reach about half the memory bandwidth. At 64 samples and a few
 hundred generated tokens those reads and ops are a third of a decode step. The kernel reads each key and
-value row once, in float32 arithmetic, for all g queries of its head.
+value row once, in float32 arithmetic, for all g queries of its head; in bfloat16, where the build has AVX-512
+BF16, by bfloat16 dot products that add in float32 (`bf16_dot()` says which).
 
 `load()` builds the extension on first use (torch.utils.cpp_extension, -O3 -march=native -fopenmp, 18 s on
 a 2-core machine) into torch's extension cache, under a name holding a hash of this CPU's flags and torch's

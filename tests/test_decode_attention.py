@@ -17,22 +17,22 @@ needs_kernel = pytest.mark.skipif(KERNEL is None, reason="the C++ decode attenti
 LAYERS, KV, GROUPS, DIM = 2, 2, 3, 16
 
 
-def random_cache(batch, length, gen, dtype):
-    cache = KVCache(LAYERS, batch, KV, length, DIM, dtype, "cpu")
+def random_cache(batch, length, gen, dtype, dim=DIM):
+    cache = KVCache(LAYERS, batch, KV, length, dim, dtype, "cpu")
     cache.data.copy_(torch.randn(cache.data.shape, generator=gen))
     return cache
 
 
-def step_inputs(live, col, window, dtype, seed=0):
+def step_inputs(live, col, window, dtype, seed=0, dim=DIM):
     gen = torch.Generator().manual_seed(seed)
     prompts, n, width = 3, 3, 9
     lengths = torch.tensor([9, 4, 6])
     valid = torch.arange(width)[None, :] < lengths[:, None]
     bias = torch.zeros(prompts, 1, 1, width, dtype=dtype).masked_fill(~valid[:, None, None, :], float("-inf"))
-    prompt_cache = random_cache(prompts, width, gen, dtype)
-    gen_cache = random_cache(len(live), col + 5, gen, dtype)  # columns after col hold noise: never seen
-    q = torch.randn(len(live), KV * GROUPS, 1, DIM, generator=gen).to(dtype)
-    k, v = torch.randn(2, len(live), KV, 1, DIM, generator=gen).to(dtype)
+    prompt_cache = random_cache(prompts, width, gen, dtype, dim)
+    gen_cache = random_cache(len(live), col + 5, gen, dtype, dim)  # columns after col hold noise: never seen
+    q = torch.randn(len(live), KV * GROUPS, 1, dim, generator=gen).to(dtype)
+    k, v = torch.randn(2, len(live), KV, 1, dim, generator=gen).to(dtype)
     windows = [None, window]
     return dict(prompt_cache=prompt_cache, prompt_bias=bias, gen_cache=gen_cache, col=col,
                 slots=torch.tensor(live), n=n, windows=windows, prompt_lengths=lengths), (q, k, v), valid
@@ -42,11 +42,12 @@ def step_inputs(live, col, window, dtype, seed=0):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("live", [list(range(9)), [0, 4, 5, 8], [7]])
 @pytest.mark.parametrize("window", [None, 3])
-def test_kernel_matches_pytorch_path_and_reference(dtype, live, window):
-    col = 6
+@pytest.mark.parametrize("dim", [DIM, 64])  # 64: bfloat16 dot products by vdpbf16ps where built (DIM % 32 == 0)
+@pytest.mark.parametrize("col", [6, 7])  # odd and even numbers of generated columns (pairs of value rows)
+def test_kernel_matches_pytorch_path_and_reference(dtype, live, window, dim, col):
     for layer in range(LAYERS):
-        args, (q, k, v), valid = step_inputs(live, col, window, dtype, seed=len(live) + layer)
-        plain_args, _, _ = step_inputs(live, col, window, dtype, seed=len(live) + layer)
+        args, (q, k, v), valid = step_inputs(live, col, window, dtype, seed=len(live) + layer, dim=dim)
+        plain_args, _, _ = step_inputs(live, col, window, dtype, seed=len(live) + layer, dim=dim)
         fast = SharedPromptAttention(**args, kernel=KERNEL)(layer, q, k, v)
         plain = SharedPromptAttention(**plain_args)(layer, q, k, v)
         assert fast.shape == plain.shape and fast.dtype == dtype
@@ -89,6 +90,12 @@ def test_engine_with_and_without_the_kernel_agree(arch):
         for x, y in zip(fast, plain):
             assert x.token_ids == y.token_ids
             torch.testing.assert_close(torch.tensor(x.logprobs), torch.tensor(y.logprobs), atol=1e-4, rtol=0)
+
+
+@needs_kernel
+def test_bfloat16_dot_products_are_built_where_the_cpu_has_them():
+    flags = decode_attention.cpu_flags().split()
+    assert KERNEL.bf16_dot() == ("avx512_bf16" in flags)
 
 
 def test_disabled_or_failed_build_falls_back(monkeypatch):
