@@ -1,8 +1,8 @@
 """Rollout speed against the strongest peers, one invocation: HF generate, HF with one prefill per prompt,
 vLLM's CPU build at its best dtype for this CPU (bench/vllm_env.best_dtype; --vllm-dtypes float32,bfloat16 for
 both), the j1 engine on plain and on packed float32 weights and, where the CPU has bfloat16 matrix
-instructions, in bfloat16 (weights and KV); and the engine at `--rollout-dtype auto`'s
-choice with its PyTorch decode attention instead of the C++ one (kernels/decode_attention.py), where that built.
+instructions, in bfloat16 (weights and KV); and the engine at `--rollout-dtype auto`'s choice with PyTorch ops
+instead of its C++ decode attention and RMSNorm (kernels/decode_attention.py), where those built.
 
     python bench/rollout.py --quick          # smoke run: 2 prompts x n = 4, short completions (minutes)
     python bench/rollout.py                  # both shapes below, one round (make bench), bench/results/rollout.md
@@ -277,9 +277,9 @@ def main():
         engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
     auto, why = rollout_dtype("auto", model, "cpu")
     reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
-    if engines[reference].engine.decode_kernel is not None:  # the C++ decode attention's share, measured
-        engines[f"{reference}, PyTorch decode attention"] = Engine(model, tokenizer, packed=None, dtype=auto,
-                                                                  decode_kernel=False)
+    if engines[reference].engine.decode_kernel is not None:  # the C++ kernels' share, measured
+        engines[f"{reference}, PyTorch ops for kernels/ (decode attention, RMSNorm)"] = Engine(
+            model, tokenizer, packed=None, dtype=auto, decode_kernel=False)
     vllms, info = {}, {}
     dtypes = [d for d in args.vllm_dtypes.split(",") if d]
     with tempfile.TemporaryDirectory(prefix="j1-bench-vllm-") as logs:

@@ -356,7 +356,10 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor pk, torch::Tensor 
   return out;
 }
 
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps);  // kernels/rms_norm.cpp
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("decode_attention", &decode_attention);
+  m.def("rms_norm", &rms_norm);
   m.def("bf16_dot", [] { return BF16_DOT; }, "whether bfloat16 scores use vdpbf16ps (AVX-512 BF16 builds)");
 }

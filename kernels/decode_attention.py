@@ -1,4 +1,5 @@
-"""The rollout engine's CPU decode attention as one C++ call per layer (kernels/decode_attention.cpp).
+"""The rollout engine's CPU decode attention as one C++ call per layer (kernels/decode_attention.cpp), built
+with its RMSNorm (kernels/rms_norm.cpp) into one extension.
 
     python -m pytest tests/test_decode_attention.py -q     (speed: python bench/rollout.py)
 
@@ -13,7 +14,8 @@ BF16, by bfloat16 dot products that add in float32 (`bf16_dot()` says which).
 a 2-core machine) into torch's extension cache, under a name holding a hash of this CPU's flags and torch's
 version, so a build for another CPU is never loaded. Without a C++ compiler or ninja, or on a failed build, it
 returns None after one warning; with J1_CPU_KERNELS=0 it returns None at once. The engine then keeps the
-PyTorch path.
+PyTorch path for both (`rms_norm` serves j1core/engine/decoder.CompactDecoder.rms_norm where the engine
+loaded it).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import warnings
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("decode_attention.cpp")
+SOURCES = (SOURCE, Path(__file__).with_name("rms_norm.cpp"))  # one extension: decode_attention, rms_norm
 HEAD_DIMS = (16, 32, 64, 128, 256)  # the head sizes it is compiled for (others: the PyTorch path)
 
 
@@ -70,7 +73,7 @@ def load():
         if not built(name):
             print("j1: building the CPU decode-attention kernel (kernels/decode_attention.cpp, once per machine)",
                   file=sys.stderr, flush=True)
-        return build(name=name, sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+        return build(name=name, sources=[str(p) for p in SOURCES], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                      extra_ldflags=["-fopenmp"], verbose=False)
     except Exception as exc:  # no compiler, no ninja, a failed build: the PyTorch path serves
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -108,6 +108,7 @@ class CompactDecoder:
             self.rope[kind] = (inv_freq.to(self.device), scaling)
         self.rope_len = 0
         self.tables = {}
+        self.norm_kernel = None  # the C++ CPU kernels' module where the engine loaded it (kernels/rms_norm.cpp)
 
     @classmethod
     def from_model(cls, model, device=None) -> CompactDecoder:
@@ -200,6 +201,10 @@ class CompactDecoder:
                 for kind, (cos, sin) in self.tables.items()}
 
     def rms_norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.norm_kernel is not None and not self.gemma and x.dtype == weight.dtype and x.is_contiguous():
+            # kernels/rms_norm.cpp: the arithmetic of the fused lines below in one call, where torch runs
+            # bfloat16 as half a dozen ops (docs/benchmarks.md: 5% of a bfloat16 rollout).
+            return self.norm_kernel.rms_norm(x, weight, self.eps)
         if x.dtype == torch.float32:  # one fused op, the same arithmetic as the float32 lines below
             return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
         if x.device.type == "cpu" and not self.gemma:

@@ -165,8 +165,8 @@ class RolloutEngine:
     packed: weights in oneDNN's packed layout (None: wherever available, i.e. float32 on CPU, and bfloat16 on
     CPUs with its matrix instructions). dtype: what the engine's weights, KV and activations are kept in (None:
     the weights' own; j1core/engine/precision.rollout_dtype chooses one from a --rollout-dtype flag).
-    decode_kernel: decode attention by kernels/decode_attention.cpp (None: on CPU wherever it builds; False:
-    PyTorch ops)."""
+    decode_kernel: decode attention by kernels/decode_attention.cpp and RMSNorm by kernels/rms_norm.cpp (None: on
+    CPU wherever they build; False: PyTorch ops)."""
 
     def __init__(self, model, tokenizer=None, max_batch_tokens: int = 65536, device=None, state_dict=None,
                  packed: bool | None = None, dtype: torch.dtype | None = None, decode_kernel: bool | None = None):
@@ -184,6 +184,7 @@ class RolloutEngine:
         usable = self.device.type == "cpu" and self.decoder.head_dim in DECODE_HEAD_DIMS and \
             self.decoder.dtype in (torch.float32, torch.bfloat16)
         self.decode_kernel = load_decode_kernel() if usable and decode_kernel is not False else None
+        self.decoder.norm_kernel = self.decode_kernel  # its rms_norm too (kernels/rms_norm.cpp)
         if decode_kernel and self.decode_kernel is None:
             raise ValueError(f"rollout engine: decode_kernel=True needs a CPU engine in float32 or bfloat16 with "
                              f"head size in {DECODE_HEAD_DIMS} and kernels/decode_attention.cpp built (here "
