@@ -89,11 +89,7 @@ inline f16v exp16(f16v x) {
 // widening of the key to float32 first (that widening was a third of the kernel's instructions).
 constexpr bool BF16_DOT = true;
 inline __m512bh load32bh(const at::BFloat16* p) { return (__m512bh)_mm512_loadu_si512(p); }
-#else
-constexpr bool BF16_DOT = false;
-#endif
 
-#ifdef __AVX512BF16__
 // The sums of 16 vectors as the 16 lanes of one: lane m = the sum of v[m]'s lanes. A transposed reduction
 // (pairs within 128-bit lanes, then 64-bit pairs, then the 128-bit lanes): 45 instructions for 16 sums,
 // where a horizontal sum per vector takes about 8 each.
@@ -184,6 +180,8 @@ void weigh_values_bf16(const float* w, int64_t width, int64_t groups, Value valu
           out[i * DIM + c * 32 + 8 * (m / 4) + 4 * half + m % 4] = at::BFloat16(lanes[m] * inv_sum[i]);
       }
 }
+#else
+constexpr bool BF16_DOT = false;
 #endif
 
 // DIM: the head dimension, known at compile time (HEAD_DIMS in kernels/decode_attention.py).
@@ -223,7 +221,7 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
       auto value = [&](int64_t j) { return j < prompt_len ? p_values + j * DIM : g_values + (j - prompt_len) * DIM; };
       auto masked = [&](int64_t j) { return j < prompt_len && bias[j] == neg_inf; };
 
-      int64_t first = 0;  // columns before it are scored in blocks of 16
+      int64_t first = 0;  // columns before it are scored in blocks of 16; the rest (< 16) one by one below
 #ifdef __AVX512BF16__
       if constexpr (std::is_same_v<T, at::BFloat16> && DIM % 32 == 0) {
         for (; first + 16 <= width; first += 16) {
@@ -239,22 +237,6 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
           for (int64_t i = 0; i < groups; ++i) scores[i * width + j] = neg_inf;
           continue;
         }
-#ifdef __AVX512BF16__
-        if constexpr (std::is_same_v<T, at::BFloat16> && DIM % 32 == 0) {
-          constexpr int C2 = DIM / 32;
-          __m512bh k[C2];
-          const T* k_row = key(j);
-          for (int c = 0; c < C2; ++c) k[c] = load32bh(k_row + c * 32);
-          const float add = j < prompt_len ? bias[j] : 0.0f;
-          for (int64_t i = 0; i < groups; ++i) {
-            const T* qi = q_row + i * DIM;
-            __m512 s = _mm512_dpbf16_ps(_mm512_setzero_ps(), load32bh(qi), k[0]);
-            for (int c = 1; c < C2; ++c) s = _mm512_dpbf16_ps(s, load32bh(qi + c * 32), k[c]);
-            scores[i * width + j] = _mm512_reduce_add_ps(s) * static_cast<float>(scale) + add;
-          }
-          continue;
-        }
-#endif
         f16v k[C];
         const T* k_row = key(j);
         for (int c = 0; c < C; ++c) k[c] = load16(k_row + c * LANES);
