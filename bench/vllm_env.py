@@ -81,10 +81,11 @@ def drop_broken_extras(python: Path) -> list[str]:
     text one, which never uses them. Without them installed it runs."""
     removed = []
     for name in EXTRAS:
-        probe = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec('{name}') is None else 3)"
-        if subprocess.run([str(python), "-c", probe], check=False).returncode != 3:
-            continue  # not installed
-        if subprocess.run([str(python), "-c", f"import {name}"], check=False, capture_output=True).returncode != 0:
+        # One interpreter per package (a broken one may take the process down): exit 3 only when it is
+        # installed and its import fails; absent (the module itself not found) or importable, 0.
+        probe = (f"import sys\ntry:\n    import {name}\nexcept ModuleNotFoundError as e:\n"
+                 f"    sys.exit(0 if e.name == '{name}' else 3)\nexcept Exception:\n    sys.exit(3)")
+        if subprocess.run([str(python), "-c", probe], check=False, capture_output=True).returncode != 0:
             subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", name], check=False)
             removed.append(name)
     if removed:

@@ -2,6 +2,7 @@
 
     python -m pytest tests/bench/test_vllm_env.py -q
 """
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -55,16 +56,36 @@ def test_drop_broken_extras_uninstalls_only_installed_packages_that_fail_to_impo
 
     def run(cmd, check, capture_output=False):
         calls.append(cmd)
-        code = cmd[-1]
-        if "find_spec" in code:  # the probe: 3 when installed
-            name = code.split("find_spec('")[1].split("'")[0]
-            return SimpleNamespace(returncode=3 if name in installed else 0)
-        if code.startswith("import "):
-            return SimpleNamespace(returncode=1 if code.split()[1] in broken else 0)
+        if cmd[1] == "-c":  # the probe, run as it is with the import faked: 3 when installed and broken
+            name = cmd[2].split("import ", 2)[2].split()[0]
+            return SimpleNamespace(returncode=3 if name in installed and name in broken else 0)
         return SimpleNamespace(returncode=0)  # pip uninstall
 
     monkeypatch.setattr(vllm_env.subprocess, "run", run)
     assert vllm_env.drop_broken_extras(Path("venv/bin/python")) == ["torchvision"]
     uninstalls = [c for c in calls if c[1:4] == ["-m", "pip", "uninstall"]]
     assert uninstalls == [["venv/bin/python", "-m", "pip", "uninstall", "--quiet", "--yes", "torchvision"]]
-    assert not any(c[-1] == "import torchcodec" for c in calls)  # not installed: not probed further
+    assert sum(c[1] == "-c" for c in calls) == len(vllm_env.EXTRAS)  # one probe each
+
+
+@pytest.mark.parametrize("body, code", [("pass", 0), ("raise ModuleNotFoundError(name='{name}')", 0),
+                                        ("raise ModuleNotFoundError(name='torch._C')", 3),
+                                        ("raise RuntimeError('operator torchvision::nms does not exist')", 3)])
+def test_drop_broken_extras_probe_tells_absent_and_importable_from_broken(tmp_path, monkeypatch, body, code):
+    """The probe itself, run by this interpreter against a fake package standing in for torchvision."""
+    package = tmp_path / "torchvision"
+    package.mkdir()
+    (package / "__init__.py").write_text(body.format(name="torchvision") + "\n")
+    real_run, codes = vllm_env.subprocess.run, []
+
+    def run(cmd, check, capture_output=False):
+        if cmd[1] != "-c" or "torchvision" not in cmd[2]:
+            return SimpleNamespace(returncode=0)  # other packages, pip: not run
+        done = real_run([sys.executable, "-c", cmd[2]], check=False, capture_output=True,
+                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
+        codes.append(done.returncode)
+        return done
+
+    monkeypatch.setattr(vllm_env.subprocess, "run", run)
+    removed = vllm_env.drop_broken_extras(Path("venv/bin/python"))
+    assert codes == [code] and (removed == ["torchvision"]) == (code == 3)
