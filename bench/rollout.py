@@ -9,6 +9,8 @@ instead of its C++ decode attention and RMSNorm (kernels/decode_attention.py), w
     python bench/rollout.py --repeats 3      # three alternating rounds, medians (for numbers worth quoting)
     python bench/rollout.py --vllm-dtypes float32,bfloat16   # vLLM in both dtypes
     J1_VLLM_PYTHON=/path/to/venv/bin/python python bench/rollout.py   # an existing vLLM interpreter
+    python bench/rollout.py --prompts my.jsonl --n 4 --new-tokens 128   # your own prompts (shape "prompts")
+    python bench/rollout.py --prompts my.jsonl --n 8 --new-tokens 512 --median-new-tokens 160
 
 Shapes (SmolLM2-135M-Instruct, bundled weights, pairwise judge prompts of ~200 tokens, both orders of each
 pair adjacent as the trainer passes them, temperature 1.0, top-k / top-p off):
@@ -17,6 +19,10 @@ pair adjacent as the trainer passes them, temperature 1.0, top-k / top-p off):
   log-normal (median 160, sigma 0.7, clipped to [16, 512]: about 5% of the samples run to the cap;
   bench/forced_lengths.py), imposed identically on every generator; the HF rows are left out by
   default here (they carry all 64 rows for 512 steps: many minutes; --hf-reasoning adds them).
+- prompts (`--prompts FILE`, instead of the two above unless --shapes names them): each record's "prompt" (a
+  string, or a list of chat messages) as a user turn of the model's chat template, x n = --n, exactly
+  --new-tokens new tokens per sample, or with --median-new-tokens lengths drawn as for the reasoning shape
+  (that median, capped at --new-tokens).
 Every generator's per-sample token counts are checked against the shape's after each call.
 
 Timing: each generator gets a small warm-up call, then --repeats rounds (default 1) in which the generators alternate
@@ -51,6 +57,9 @@ from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # n
 from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
 from vllm_env import VLLMProcess, best_dtype, kv_space_gb  # noqa: E402
 
+from j1core.data.messages import check_prompt  # noqa: E402
+from j1core.data.pairs import DataError  # noqa: E402
+from j1core.data.synth_inputs import read_records  # noqa: E402
 from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
 from j1core.engine.precision import rollout_dtype  # noqa: E402
 from j1core.engine.rollout import RolloutEngine  # noqa: E402
@@ -74,6 +83,26 @@ def judge_prompts(tokenizer, pairs: int, prompt_len: int) -> list[list[int]]:
         b = " ".join(WORDS[(3 * p + 2 * i) % len(WORDS)] for i in range(words))
         prompts += [judge_prompt_ids(tokenizer, "pairwise", question, a, b),
                     judge_prompt_ids(tokenizer, "pairwise", question, b, a)]
+    return prompts
+
+
+def file_prompts(tokenizer, path: Path) -> list[list[int]]:
+    """Prompt ids of a JSONL file (or JSON list): each record's "prompt", a string or chat messages, as the
+    user turn(s) of the tokenizer's chat template, ready for the assistant's reply. DataError names the line."""
+    prompts = []
+    for line, record in read_records(path):
+        if "prompt" not in record:
+            raise DataError(path, line, "prompt", "missing_field", "missing")
+        try:
+            prompt = check_prompt(record["prompt"])
+        except ValueError as error:  # "prompt[1].content: empty text"
+            field, _, detail = str(error).partition(": ")
+            raise DataError(path, line, field, "empty_text" if "empty" in detail else "wrong_type", detail) from None
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        prompts.append(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+                                                     return_dict=False))
+    if not prompts:
+        raise DataError(path, 1, "(file)", "empty_file", "no prompts")
     return prompts
 
 
@@ -165,9 +194,10 @@ class Engine:
 class VLLM:
     """vLLM's CPU build at one dtype, in its own process for the whole bench (bench/vllm_env.VLLMProcess)."""
 
-    def __init__(self, python, model_dir, dtype, threads, log_dir, kv_gb):
+    def __init__(self, python, model_dir, dtype, threads, log_dir, kv_gb, max_model_len=2048):
         self.dtype = dtype
-        self.proc = VLLMProcess(python, model_dir, dtype, threads, log_dir, seed=SEED, kv_space_gb=kv_gb)
+        self.proc = VLLMProcess(python, model_dir, dtype, threads, log_dir, seed=SEED, kv_space_gb=kv_gb,
+                                max_model_len=max_model_len)
         self.info = self.proc.info
 
     def __call__(self, prompts, lengths, full):
@@ -245,12 +275,27 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke sizes: 2 prompts x n=4, 16 / up to 48 tokens")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="alternating rounds (default 1)")
-    parser.add_argument("--shapes", default="judge,reasoning", help="comma list of judge, reasoning")
+    parser.add_argument("--shapes", default=None,
+                        help="comma list of judge, reasoning, prompts (default: judge,reasoning; --prompts: prompts)")
+    parser.add_argument("--prompts", type=Path, default=None,
+                        help='JSONL (or a JSON list) of {"prompt": text or chat messages}: the "prompts" shape')
+    parser.add_argument("--n", type=int, default=4, help="samples per prompt of the prompts shape (default 4)")
+    parser.add_argument("--new-tokens", type=int, default=128,
+                        help="new tokens per sample of the prompts shape, exactly (default 128), or their cap")
+    parser.add_argument("--median-new-tokens", type=int, default=None,
+                        help="prompts shape: lengths drawn log-normal around this median, capped at --new-tokens")
     parser.add_argument("--vllm-dtypes", default=None,
                         help="comma list of float32,bfloat16 (default: the CPU's best); empty: no vLLM rows")
-    parser.add_argument("--hf-reasoning", action="store_true", help="HF rows on the reasoning shape too")
+    parser.add_argument("--hf-reasoning", action="store_true",
+                        help="HF rows on the reasoning shape (and a prompts shape of drawn lengths) too")
     parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/rollout.md")
     args = parser.parse_args()
+    if args.shapes is None:
+        args.shapes = "prompts" if args.prompts else "judge,reasoning"
+    if args.n < 1 or args.new_tokens < 1 or (args.median_new_tokens is not None and args.median_new_tokens < 1):
+        parser.error("--n, --new-tokens and --median-new-tokens must be positive")
+    if args.prompts is not None and not args.prompts.is_file():
+        parser.error(f"--prompts: no file {args.prompts}")
     torch.set_num_threads(args.threads)
     repeats = args.repeats
     if args.vllm_dtypes is None:
@@ -262,12 +307,21 @@ def main():
     model, tokenizer = load_model(SMOLLM2_ALIAS)
     params = linear_params(model)
     prompts = judge_prompts(tokenizer, pairs, 200)
-    shapes = {"judge": [[judge_len] * n for _ in prompts],
-              "reasoning": draw_lengths(len(prompts), n, reason_max, reason_median, seed=SEED)}
+    shapes = {"judge": (prompts, [[judge_len] * n for _ in prompts]),
+              "reasoning": (prompts, draw_lengths(len(prompts), n, reason_max, reason_median, seed=SEED))}
+    if args.prompts is not None:
+        try:
+            own = file_prompts(tokenizer, args.prompts)
+        except (DataError, OSError, UnicodeDecodeError) as error:
+            parser.error(f"--prompts: {error}")
+        lengths = [[args.new_tokens] * args.n for _ in own] if args.median_new_tokens is None else \
+            draw_lengths(len(own), args.n, args.new_tokens, args.median_new_tokens, min_len=1, seed=SEED)
+        shapes["prompts"] = (own, lengths)
     wanted = [s for s in args.shapes.split(",") if s]
     for s in wanted:
         if s not in shapes:
-            parser.error(f"--shapes: unknown shape {s!r} (judge, reasoning)")
+            parser.error(f"--shapes: unknown shape {s!r} (judge, reasoning{', prompts' if args.prompts else ''}; "
+                         "prompts needs --prompts)")
 
     generators = {"HF generate": HFGenerate(model, tokenizer, shared_prefill=False),
                   "HF, one prefill per prompt, KV repeated n times": HFGenerate(model, tokenizer, True)}
@@ -290,10 +344,11 @@ def main():
                 python = ensure_vllm_python()
                 for dtype in dtypes:
                     print(f"starting vLLM ({dtype}) ...", flush=True)
-                    longest = max(len(p) for p in prompts) + max(x for s in wanted for row in shapes[s] for x in row)
-                    kv_gb = kv_space_gb(model.config, len(prompts) * n, longest, dtype)
+                    longest = max(len(p) + max(row) for s in wanted for p, row in zip(*shapes[s]))
+                    rows = max(len(shapes[s][1]) * len(shapes[s][1][0]) for s in wanted)
+                    kv_gb = kv_space_gb(model.config, rows, longest, dtype)
                     vllms[f"vLLM {dtype}"] = VLLM(python, resolve_model_path(SMOLLM2_ALIAS), dtype, args.threads,
-                                                  logs, kv_gb)
+                                                  logs, kv_gb, max_model_len=max(2048, longest))
                     info = vllms[f"vLLM {dtype}"].info
             everyone = {**generators, **vllms, **engines}
             for run in everyone.values():  # warm-up
@@ -306,20 +361,23 @@ def main():
                    f"({why}).\n"]
             for s in wanted:
                 runs = dict(everyone)
-                if s == "reasoning" and not args.hf_reasoning:
+                varied = s == "reasoning" or (s == "prompts" and args.median_new_tokens is not None)
+                if varied and not args.hf_reasoning:
                     runs = {g: r for g, r in runs.items() if not g.startswith("HF")}
-                times = run_shape(s, runs, prompts, shapes[s], repeats)
+                shape_prompts, lengths = shapes[s]
+                times = run_shape(s, runs, shape_prompts, lengths, repeats)
                 table_times = {g: {"dtype": runs[g].dtype, "t": t} for g, t in times.items()}
-                text = table(s, table_times, prompts, shapes[s], params, peaks, repeats, reference)
+                text = table(s, table_times, shape_prompts, lengths, params, peaks, repeats, reference)
                 print(text, flush=True)
                 out.append(text)
-                if s == "reasoning" and not args.hf_reasoning:
+                if varied and not args.hf_reasoning:
                     out.append("HF rows left out on this shape (--hf-reasoning adds them).\n")
         finally:
             for v in vllms.values():
                 v.close()
     if not args.no_write:
-        write_result("rollout-quick" if args.quick else "rollout", "\n".join(out))
+        name = "rollout-quick" if args.quick else "rollout"
+        write_result(name + ("-prompts" if args.prompts else ""), "\n".join(out))
 
 
 if __name__ == "__main__":

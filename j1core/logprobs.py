@@ -37,7 +37,7 @@ from transformers.cache_utils import DynamicLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from j1core.engine.decoder import sliding_window
-from j1core.engine.rollout import MIN_SHARED_PREFIX  # a shorter common prefix is not worth its own pass
+from j1core.engine.schedule import MIN_SHARED_PREFIX  # a shorter common prefix is not worth its own pass
 from kernels import fused_linear_logprob
 
 

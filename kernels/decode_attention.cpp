@@ -9,7 +9,8 @@
 // so the keys and values are read at memory speed instead of through g-row batched matmuls. In bfloat16 on a
 // build with AVX-512 BF16 (head sizes that are multiples of 32), the scores and the weighted values are
 // vdpbf16ps dot products of the bfloat16 rows, with no widening of keys and values to float32, and the scores
-// come 16 keys at a time (bf16_dot()).
+// come 16 keys at a time (bf16_dot()). Of a prompt's columns only the span from its first to its last
+// unmasked one is read: the prompt cache is as wide as the longest prompt of the wave.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
@@ -192,7 +193,7 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
   constexpr int C = DIM / LANES;  // vectors per row
   const int64_t rows = q.size(0), heads = q.size(1);
   const int64_t kv_heads = pk.size(1), prompt_len = pk.size(2), gen_len = gk.size(2);
-  const int64_t groups = heads / kv_heads, width = prompt_len + gen_hi - gen_lo;
+  const int64_t groups = heads / kv_heads, max_width = prompt_len + gen_hi - gen_lo;
   const T* q_ptr = q.data_ptr<T>();
   const T* pk_ptr = pk.data_ptr<T>();
   const T* pv_ptr = pv.data_ptr<T>();
@@ -202,31 +203,43 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
   const int64_t* prompt_ptr = prompt_of.data_ptr<int64_t>();
   T* out_ptr = out.data_ptr<T>();
   const float neg_inf = -std::numeric_limits<float>::infinity();
+  // Per prompt, the span of its columns from the first to the last one not masked: padding after a short
+  // prompt (the cache is as wide as the longest) and columns before a sliding window are never read.
+  std::vector<int64_t> span_lo(pk.size(0)), span_hi(pk.size(0));
+  for (int64_t p = 0; p < pk.size(0); ++p) {
+    const float* bias = bias_ptr + p * prompt_len;
+    int64_t lo = 0, hi = prompt_len;
+    while (lo < hi && bias[lo] == neg_inf) ++lo;
+    while (hi > lo && bias[hi - 1] == neg_inf) --hi;
+    span_lo[p] = lo, span_hi[p] = hi;
+  }
 
   at::parallel_for(0, rows * kv_heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<f16v> qv(groups * C), acc(groups * C);
-    std::vector<float> scores(groups * width), inv_sum(groups);
-    std::vector<uint16_t> wbf(groups * (width + 32));  // bfloat16 weights (weigh_values_bf16)
+    std::vector<float> scores(groups * max_width), inv_sum(groups);
+    std::vector<uint16_t> wbf(groups * (max_width + 32));  // bfloat16 weights (weigh_values_bf16)
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / kv_heads, h = task % kv_heads, p = prompt_ptr[b];
       const T* q_row = q_ptr + (b * heads + h * groups) * DIM;
       for (int64_t i = 0; i < groups * C; ++i) qv[i] = load16(q_row + i * LANES) * static_cast<float>(scale);
-      const float* bias = bias_ptr + p * prompt_len;
-      const T* p_keys = pk_ptr + (p * kv_heads + h) * prompt_len * DIM;
-      const T* p_values = pv_ptr + (p * kv_heads + h) * prompt_len * DIM;
+      // The prompt's span of columns: its keys, values and biases from span_lo on, span columns wide.
+      const int64_t lo = span_lo[p], span = span_hi[p] - lo, width = span + gen_hi - gen_lo;
+      const float* bias = bias_ptr + p * prompt_len + lo;
+      const T* p_keys = pk_ptr + ((p * kv_heads + h) * prompt_len + lo) * DIM;
+      const T* p_values = pv_ptr + ((p * kv_heads + h) * prompt_len + lo) * DIM;
       const T* g_keys = gk_ptr + ((b * kv_heads + h) * gen_len + gen_lo) * DIM;
       const T* g_values = gv_ptr + ((b * kv_heads + h) * gen_len + gen_lo) * DIM;
-      // Column j of the concatenation [prompt columns, generated columns gen_lo .. gen_hi - 1].
-      auto key = [&](int64_t j) { return j < prompt_len ? p_keys + j * DIM : g_keys + (j - prompt_len) * DIM; };
-      auto value = [&](int64_t j) { return j < prompt_len ? p_values + j * DIM : g_values + (j - prompt_len) * DIM; };
-      auto masked = [&](int64_t j) { return j < prompt_len && bias[j] == neg_inf; };
+      // Column j of the concatenation [the prompt's span, generated columns gen_lo .. gen_hi - 1].
+      auto key = [&](int64_t j) { return j < span ? p_keys + j * DIM : g_keys + (j - span) * DIM; };
+      auto value = [&](int64_t j) { return j < span ? p_values + j * DIM : g_values + (j - span) * DIM; };
+      auto masked = [&](int64_t j) { return j < span && bias[j] == neg_inf; };
 
       int64_t first = 0;  // columns before it are scored in blocks of 16; the rest (< 16) one by one below
 #ifdef __AVX512BF16__
       if constexpr (std::is_same_v<T, at::BFloat16> && DIM % 32 == 0) {
         for (; first + 16 <= width; first += 16) {
           alignas(64) float add[16];
-          for (int t = 0; t < 16; ++t) add[t] = first + t < prompt_len ? bias[first + t] : 0.0f;
+          for (int t = 0; t < 16; ++t) add[t] = first + t < span ? bias[first + t] : 0.0f;
           score_block16_bf16<DIM>(q_row, groups, [&](int t) { return key(first + t); }, add,
                                   static_cast<float>(scale), scores.data() + first, width);
         }
@@ -240,7 +253,7 @@ void attend(const torch::Tensor& q, const torch::Tensor& pk, const torch::Tensor
         f16v k[C];
         const T* k_row = key(j);
         for (int c = 0; c < C; ++c) k[c] = load16(k_row + c * LANES);
-        const float add = j < prompt_len ? bias[j] : 0.0f;
+        const float add = j < span ? bias[j] : 0.0f;
         for (int64_t i = 0; i < groups; ++i) {
           f16v s = qv[i * C] * k[0];
           for (int c = 1; c < C; ++c) s += qv[i * C + c] * k[c];

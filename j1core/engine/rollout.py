@@ -6,8 +6,10 @@ generate(prompts, n, ...) returns, for every prompt, n Completions (token ids, t
 token, why it stopped). How the work is shared:
 - prompts are scheduled in waves so that the KV tokens of a wave, prompts x longest prompt + prompts x n x
   max_new_tokens, stay under `max_batch_tokens`; a prompt whose n samples alone do not fit raises ValueError.
-- inside a wave, adjacent prompts with a long common token prefix (the two orders of a judged pair) form a
-  group: the common prefix is prefilled once, then each prompt's remainder on top of it.
+- inside a wave, the tokens all prompts begin with (a template's opening) are prefilled once; adjacent prompts
+  with a longer common prefix (the two orders of a judged pair) form a group whose prefix is prefilled once
+  on top of it, then each prompt's remainder on top of that, in blocks of similar lengths
+  (j1core/engine/schedule.py: how waves, groups and blocks are chosen).
 - decoding runs all samples of a wave in lockstep. A prompt's KV is stored once and read by all its n
   samples (j1core/engine/attention.SharedPromptAttention); each sample caches only its own generated tokens.
   Finished samples are dropped from the batch and the generation cache (`regrow`) once enough of them have
@@ -44,10 +46,10 @@ from j1core.engine.attention import BlockAttention, SharedPromptAttention, flash
 from j1core.engine.decoder import CompactDecoder
 from j1core.engine.kv_cache import CacheArena
 from j1core.engine.sampling import choose_tokens
+from j1core.engine.schedule import padding_chunks, plan_waves, prefix_groups, wave_prefix
 from kernels.decode_attention import HEAD_DIMS as DECODE_HEAD_DIMS
 from kernels.decode_attention import load as load_decode_kernel
 
-MIN_SHARED_PREFIX = 8  # tokens: a shorter common prefix is not worth its own prefill (or log-prob pass)
 COMPACT_FRACTION = 0.125  # compact the batch once this fraction of its rows has finished
 GEN_BLOCK = 64  # the generation cache grows by this many columns at a time (decode reads all of them)
 
@@ -72,64 +74,6 @@ def sample_uniforms(prompt_seeds: list[int], n: int, steps: int) -> torch.Tensor
     rows = [torch.rand(steps, dtype=torch.float64, generator=torch.Generator().manual_seed(mix_seed(s, j)))
             for s in prompt_seeds for j in range(n)]
     return torch.stack(rows)
-
-
-def common_prefix_len(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def prefix_groups(prompts: list[list[int]], min_shared: int | None = None) -> list[tuple[list[int], int]]:
-    """Split prompt indices into runs of adjacent prompts and the token prefix each run shares (at least
-    min_shared tokens, default MIN_SHARED_PREFIX, read at call time).
-
-    The shared length stops one token short of the shortest prompt, so every prompt keeps a remainder whose
-    last position yields its first-token logits. A group of two or more takes a further prompt only if its
-    shared prefix does not shrink: judge prompts all share the template's opening, and one group of a whole wave
-    would share just that, its remainders padded to the longest prompt of the wave; a pair's two orders share
-    the question as well and are about as long as each other.
-    """
-    min_shared = MIN_SHARED_PREFIX if min_shared is None else min_shared
-    groups: list[tuple[list[int], int]] = []
-    for i, prompt in enumerate(prompts):
-        if groups:
-            members, shared = groups[-1]
-            first = prompts[members[0]]
-            candidate = min(shared, common_prefix_len(first, prompt), len(prompt) - 1)
-            if candidate >= min_shared and (len(members) == 1 or candidate >= min(shared, len(prompt) - 1)):
-                groups[-1] = (members + [i], candidate)
-                continue
-        groups.append(([i], len(prompt) - 1))
-    return [(members, shared if len(members) > 1 else 0) for members, shared in groups]
-
-
-def wave_kv_tokens(lengths: list[int], n: int, max_new_tokens: int) -> int:
-    """KV tokens a wave holds: its prompt cache (prompts x longest prompt) and its samples' generations."""
-    return len(lengths) * (max(lengths) + n * max_new_tokens)
-
-
-def plan_waves(lengths: list[int], n: int, max_new_tokens: int, max_batch_tokens: int) -> list[list[int]]:
-    """Consecutive prompt indices per wave, each wave's `wave_kv_tokens` <= max_batch_tokens."""
-    waves: list[list[int]] = []
-    current: list[int] = []
-    for i, length in enumerate(lengths):
-        alone = wave_kv_tokens([length], n, max_new_tokens)
-        if alone > max_batch_tokens:
-            raise ValueError(f"rollout: prompt {i} ({length} tokens) with n={n} samples of up to {max_new_tokens} "
-                             f"new tokens needs {alone} KV tokens, more than max_batch_tokens={max_batch_tokens}; "
-                             "raise max_batch_tokens or lower n / max_new_tokens")
-        if current and wave_kv_tokens([lengths[j] for j in current] + [length], n,
-                                      max_new_tokens) > max_batch_tokens:
-            waves.append(current)
-            current = []
-        current.append(i)
-    if current:
-        waves.append(current)
-    return waves
 
 
 def stop_ids_of(*sources) -> list[int]:
@@ -230,21 +174,34 @@ class RolloutEngine:
         width = max(len(p) for p in prompts)
         cache = dec.new_cache(len(prompts), width, arena, "prompt", zero=False)
         first_logits = [None] * len(prompts)
+        common = wave_prefix(prompts)  # prefilled once; every group's prefix is at least as long
+        if common:
+            wave_cache = dec.new_cache(1, common, arena, "wave", zero=False)
+            self.run_block([prompts[0][:common]], wave_cache, 0, logits=False)
         for members, shared in prefix_groups(prompts):
-            rests = [prompts[i][shared:] for i in members]
-            # Every column of the group and prefix caches is written (padding tokens included): no zeroing.
-            group_cache = dec.new_cache(len(members), shared + max(len(r) for r in rests), arena, "group", zero=False)
+            shared = max(shared, common)
             if shared:
                 prefix_cache = dec.new_cache(1, shared, arena, "prefix", zero=False)
-                self.run_block([prompts[members[0]][:shared]], prefix_cache, 0, logits=False)
-                group_cache.data[:, :, :, :, :shared] = prefix_cache.data
-            logits = self.run_block(rests, group_cache, shared, logits=True)
-            for row, i in enumerate(members):
-                length = len(prompts[i])
-                cache.data[:, :, i, :, :length] = group_cache.data[:, :, row, :, :length]
-                # Padding columns get probability 0 but their values still meet it in p @ V: keep them finite.
-                cache.data[:, :, i, :, length:] = 0
-                first_logits[i] = logits[row]
+                if common:
+                    prefix_cache.data[:, :, :, :, :common] = wave_cache.data
+                if shared > common:
+                    self.run_block([prompts[members[0]][common:shared]], prefix_cache, common, logits=False)
+            # The remainders in blocks of similar lengths: a block pads each row to its longest.
+            for chunk in padding_chunks([len(prompts[i]) - shared for i in members]):
+                rows = [members[j] for j in chunk]
+                rests = [prompts[i][shared:] for i in rows]
+                # Every column of the block and prefix caches is written (padding tokens included): no zeroing.
+                block_cache = dec.new_cache(len(rows), shared + max(len(r) for r in rests), arena, "group",
+                                            zero=False)
+                if shared:
+                    block_cache.data[:, :, :, :, :shared] = prefix_cache.data
+                logits = self.run_block(rests, block_cache, shared, logits=True)
+                for row, i in enumerate(rows):
+                    length = len(prompts[i])
+                    cache.data[:, :, i, :, :length] = block_cache.data[:, :, row, :, :length]
+                    # Padding columns get probability 0 but their values still meet it in p @ V: keep them finite.
+                    cache.data[:, :, i, :, length:] = 0
+                    first_logits[i] = logits[row]
         return cache, torch.stack(first_logits)
 
     def run_block(self, rests: list[list[int]], cache, start: int, logits: bool):

@@ -9,7 +9,8 @@ import torch
 from j1core.engine.attention import BlockAttention
 from j1core.engine.decoder import CompactDecoder
 from j1core.engine.packed_linear import packing_available
-from j1core.engine.rollout import RolloutEngine, plan_waves, prefix_groups
+from j1core.engine.rollout import RolloutEngine
+from j1core.engine.schedule import plan_waves
 from j1core.model import tiny_model
 from tests.engine.reference import teacher_forced_logprobs
 
@@ -93,26 +94,45 @@ def test_batched_prompts_of_different_lengths_equal_each_alone(llama):
                                    atol=1e-5, rtol=0)
 
 
-def test_prefix_groups_find_shared_prefix():
-    assert prefix_groups(PROMPTS) == [([0, 1], 11), ([2], 0)]
-    same = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]] * 2
-    assert prefix_groups(same) == [([0, 1], 9)]  # one token left for the first-token logits
-    assert prefix_groups(PROMPTS, min_shared=12) == [([0], 0), ([1], 0), ([2], 0)]
-    # judge prompts: every prompt shares the template's opening (10 tokens here), a pair's two orders the
-    # question too; a group is not stretched over the next pair at the cost of its shared prefix
-    template, q1, q2 = list(range(100, 110)), list(range(200, 220)), list(range(300, 340))
-    pairs = [template + q1 + [1, 2], template + q1 + [2, 1], template + q2 + [3, 4, 5], template + q2 + [4, 3, 5]]
-    assert prefix_groups(pairs) == [([0, 1], 30), ([2, 3], 50)]
-    assert prefix_groups(pairs + [pairs[3]]) == [([0, 1], 30), ([2, 3, 4], 50)]  # the same prefix: it joins
-
-
 def test_shared_prefix_prefill_equals_independent_prefill(llama, monkeypatch):
     model, tokenizer = llama
     engine = RolloutEngine(model, tokenizer)
     shared = engine.generate(PROMPTS, n=2, max_new_tokens=6, temperature=0.8, seed=3)
-    monkeypatch.setattr("j1core.engine.rollout.MIN_SHARED_PREFIX", 10**9)  # no grouping
+    monkeypatch.setattr("j1core.engine.schedule.MIN_SHARED_PREFIX", 10**9)  # no grouping
     independent = engine.generate(PROMPTS, n=2, max_new_tokens=6, temperature=0.8, seed=3)
     for a_group, b_group in zip(shared, independent):
+        for a, b in zip(a_group, b_group):
+            assert a.token_ids == b.token_ids
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+
+
+def test_prefill_in_length_blocks_equals_one_padded_block(llama, monkeypatch):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+    # one shared opening, remainders of 1 to 30 tokens: cut into several blocks at cost 0, one block at 10**9
+    opening = list(range(50, 62))
+    prompts = [opening + [(7 * i + k) % 900 + 3 for k in range(r)] for i, r in enumerate([30, 1, 17, 2, 29, 9])]
+    results = {}
+    for cost in (0, 10**9):
+        monkeypatch.setattr("j1core.engine.schedule.PAD_CHUNK_COST", cost)
+        results[cost] = engine.generate(prompts, n=2, max_new_tokens=5, temperature=0.8, seed=1)
+    for a_group, b_group in zip(results[0], results[10**9]):
+        for a, b in zip(a_group, b_group):
+            assert a.token_ids == b.token_ids
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+
+
+def test_wave_prefix_prefill_equals_group_prefill(llama, monkeypatch):
+    model, tokenizer = llama
+    engine = RolloutEngine(model, tokenizer)
+    # a wave-wide opening of 12 tokens; prompts 0-1 share 5 more (a pair), 2 and 3 only the opening
+    opening = list(range(50, 62))
+    prompts = [opening + [7, 8, 9, 10, 11, 300], opening + [7, 8, 9, 10, 11, 400, 401], opening + [900, 5],
+               opening + [800, 6, 7, 8]]
+    with_wave = engine.generate(prompts, n=2, max_new_tokens=5, temperature=0.8, seed=2)
+    monkeypatch.setattr("j1core.engine.rollout.wave_prefix", lambda prompts: 0)
+    without = engine.generate(prompts, n=2, max_new_tokens=5, temperature=0.8, seed=2)
+    for a_group, b_group in zip(with_wave, without):
         for a, b in zip(a_group, b_group):
             assert a.token_ids == b.token_ids
             torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
@@ -167,11 +187,6 @@ def test_waves_under_token_budget_give_the_same_results(llama):
     assert len(plan_waves([len(p) for p in PROMPTS], 2, 5, tight.max_batch_tokens)) == 3
     waves = tight.generate(PROMPTS, n=2, max_new_tokens=5, temperature=0)
     assert [[c.token_ids for c in g] for g in waves] == [[c.token_ids for c in g] for g in one_wave]
-
-
-def test_prompt_that_cannot_fit_raises():
-    with pytest.raises(ValueError, match="prompt 1 .* max_batch_tokens=29"):
-        plan_waves([3, 20], n=2, max_new_tokens=5, max_batch_tokens=29)
 
 
 def test_unsupported_architectures_are_refused():
