@@ -94,16 +94,21 @@ def test_batched_prompts_of_different_lengths_equal_each_alone(llama):
                                    atol=1e-5, rtol=0)
 
 
+def assert_same_samples(one, other):
+    """Two generate() results: the same tokens, log-probs within float32 rounding."""
+    for a_group, b_group in zip(one, other):
+        for a, b in zip(a_group, b_group):
+            assert a.token_ids == b.token_ids
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+
+
 def test_shared_prefix_prefill_equals_independent_prefill(llama, monkeypatch):
     model, tokenizer = llama
     engine = RolloutEngine(model, tokenizer)
     shared = engine.generate(PROMPTS, n=2, max_new_tokens=6, temperature=0.8, seed=3)
     monkeypatch.setattr("j1core.engine.schedule.MIN_SHARED_PREFIX", 10**9)  # no grouping
     independent = engine.generate(PROMPTS, n=2, max_new_tokens=6, temperature=0.8, seed=3)
-    for a_group, b_group in zip(shared, independent):
-        for a, b in zip(a_group, b_group):
-            assert a.token_ids == b.token_ids
-            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+    assert_same_samples(shared, independent)
 
 
 def test_prefill_in_length_blocks_equals_one_padded_block(llama, monkeypatch):
@@ -116,10 +121,7 @@ def test_prefill_in_length_blocks_equals_one_padded_block(llama, monkeypatch):
     for cost in (0, 10**9):
         monkeypatch.setattr("j1core.engine.schedule.PAD_CHUNK_COST", cost)
         results[cost] = engine.generate(prompts, n=2, max_new_tokens=5, temperature=0.8, seed=1)
-    for a_group, b_group in zip(results[0], results[10**9]):
-        for a, b in zip(a_group, b_group):
-            assert a.token_ids == b.token_ids
-            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+    assert_same_samples(results[0], results[10**9])
 
 
 def test_wave_prefix_prefill_equals_group_prefill(llama, monkeypatch):
@@ -132,10 +134,7 @@ def test_wave_prefix_prefill_equals_group_prefill(llama, monkeypatch):
     with_wave = engine.generate(prompts, n=2, max_new_tokens=5, temperature=0.8, seed=2)
     monkeypatch.setattr("j1core.engine.rollout.wave_prefix", lambda prompts: 0)
     without = engine.generate(prompts, n=2, max_new_tokens=5, temperature=0.8, seed=2)
-    for a_group, b_group in zip(with_wave, without):
-        for a, b in zip(a_group, b_group):
-            assert a.token_ids == b.token_ids
-            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5, rtol=0)
+    assert_same_samples(with_wave, without)
 
 
 def test_seeded_sampling_is_reproducible_and_seed_dependent(llama):
