@@ -9,10 +9,10 @@ similar lengths for the prefill.
   opening) are prefilled once per wave; adjacent prompts with a longer common prefix (the two orders of a
   judged pair share the question too) form a group whose prefix is prefilled once, on top of the wave's.
 - `padding_chunks`: a group's remainders are right-padded to the longest of their block, and every padding
-  token costs as much as a real one. Prompts of different lengths (a user's chat prompts: 38 to 173 tokens in
-  one 16-prompt file) would more than double the prefill in one block; sorted by length and cut where a cut
-  saves more padding than it costs (PAD_CHUNK_COST), the blocks hold few padding tokens. Judge pairs, whose
-  two orders are about as long as each other, stay one block.
+  token costs as much as a real one. Chat prompts of different lengths, which share only the template's
+  opening, would all pay for the longest in one block; sorted by length and cut where a cut saves more
+  padding than it costs (PAD_CHUNK_COST), the blocks hold few padding tokens. Judge pairs, whose two orders
+  are about as long as each other, stay one block.
 """
 from __future__ import annotations
 
