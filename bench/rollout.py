@@ -18,7 +18,9 @@ pair adjacent as the trainer passes them, temperature 1.0, top-k / top-p off):
 - reasoning: 8 prompts x n = 8, up to 512 new tokens, each sample ending at its own length drawn from a seeded
   log-normal (median 160, sigma 0.7, clipped to [16, 512]: about 5% of the samples run to the cap;
   bench/forced_lengths.py), imposed identically on every generator; the HF rows are left out by
-  default here (they carry all 64 rows for 512 steps: many minutes; --hf-reasoning adds them).
+  default here (they carry all 64 rows for 512 steps: many minutes; --hf-reasoning adds them), and so are the
+  engine's plain-weights and PyTorch-ops rows, which show on the judge shape what packing and the C++ kernels
+  each give (--all-rows adds them: two minutes of make bench on a slow machine).
 - prompts (`--prompts FILE`, instead of the two above unless --shapes names them): each record's "prompt" (a
   string, or a list of chat messages) as a user turn of the model's chat template, x n = --n, exactly
   --new-tokens new tokens per sample, or with --median-new-tokens lengths drawn as for the reasoning shape
@@ -70,6 +72,8 @@ FILLER = ("the quick answer is that water boils at one hundred degrees at sea le
           "because the air pressure drops and so the boiling point falls with height")
 WORDS = FILLER.split(" ")
 SEED = 0
+PLAIN_ROW = "j1 engine, float32, plain weights"
+TORCH_OPS = ", PyTorch ops for kernels/ (decode attention, RMSNorm)"
 
 
 def judge_prompts(tokenizer, pairs: int, prompt_len: int) -> list[list[int]]:
@@ -288,6 +292,8 @@ def main():
                         help="comma list of float32,bfloat16 (default: the CPU's best); empty: no vLLM rows")
     parser.add_argument("--hf-reasoning", action="store_true",
                         help="HF rows on the reasoning shape (and a prompts shape of drawn lengths) too")
+    parser.add_argument("--all-rows", action="store_true",
+                        help="the engine's plain-weights and PyTorch-ops rows on the reasoning shape too")
     parser.add_argument("--no-write", action="store_true", help="print only, no bench/results/rollout.md")
     args = parser.parse_args()
     if args.shapes is None:
@@ -325,15 +331,15 @@ def main():
 
     generators = {"HF generate": HFGenerate(model, tokenizer, shared_prefill=False),
                   "HF, one prefill per prompt, KV repeated n times": HFGenerate(model, tokenizer, True)}
-    engines = {"j1 engine, float32, plain weights": Engine(model, tokenizer, packed=False),
+    engines = {PLAIN_ROW: Engine(model, tokenizer, packed=False),
                "j1 engine, float32": Engine(model, tokenizer, packed=None)}
     if bf16_matmul_native("cpu"):  # without bfloat16 instructions it is emulated: no row
         engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
     auto, why = rollout_dtype("auto", model, "cpu")
     reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
+    diagnostic = {PLAIN_ROW, reference + TORCH_OPS}  # what one part of the engine gives: judge shape (--all-rows)
     if engines[reference].engine.decode_kernel is not None:  # the C++ kernels' share, measured
-        engines[f"{reference}, PyTorch ops for kernels/ (decode attention, RMSNorm)"] = Engine(
-            model, tokenizer, packed=None, dtype=auto, decode_kernel=False)
+        engines[f"{reference}{TORCH_OPS}"] = Engine(model, tokenizer, packed=None, dtype=auto, decode_kernel=False)
     vllms, info = {}, {}
     dtypes = [d for d in args.vllm_dtypes.split(",") if d]
     with tempfile.TemporaryDirectory(prefix="j1-bench-vllm-") as logs:
@@ -364,6 +370,8 @@ def main():
                 varied = s == "reasoning" or (s == "prompts" and args.median_new_tokens is not None)
                 if varied and not args.hf_reasoning:
                     runs = {g: r for g, r in runs.items() if not g.startswith("HF")}
+                if s == "reasoning" and not args.all_rows:
+                    runs = {g: r for g, r in runs.items() if g not in diagnostic}
                 shape_prompts, lengths = shapes[s]
                 times = run_shape(s, runs, shape_prompts, lengths, repeats)
                 table_times = {g: {"dtype": runs[g].dtype, "t": t} for g, t in times.items()}
@@ -372,6 +380,9 @@ def main():
                 out.append(text)
                 if varied and not args.hf_reasoning:
                     out.append("HF rows left out on this shape (--hf-reasoning adds them).\n")
+                if s == "reasoning" and not args.all_rows:
+                    out.append("The engine's plain-weights and PyTorch-ops rows are on the judge shape only "
+                               "(--all-rows adds them here).\n")
         finally:
             for v in vllms.values():
                 v.close()
