@@ -59,7 +59,7 @@ from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # n
 from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
 from vllm_env import VLLMProcess, best_dtype, kv_space_gb  # noqa: E402
 
-from j1core.data.messages import check_prompt  # noqa: E402
+from j1core.data.messages import conversation_problem  # noqa: E402
 from j1core.data.pairs import DataError  # noqa: E402
 from j1core.data.synth_inputs import read_records  # noqa: E402
 from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
@@ -97,12 +97,18 @@ def file_prompts(tokenizer, path: Path) -> list[list[int]]:
     for line, record in read_records(path):
         if "prompt" not in record:
             raise DataError(path, line, "prompt", "missing_field", "missing")
-        try:
-            prompt = check_prompt(record["prompt"])
-        except ValueError as error:  # "prompt[1].content: empty text"
-            field, _, detail = str(error).partition(": ")
-            raise DataError(path, line, field, "empty_text" if "empty" in detail else "wrong_type", detail) from None
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        prompt = record["prompt"]
+        if isinstance(prompt, list):
+            problem = conversation_problem(prompt)
+            if problem:
+                raise DataError(path, line, *problem)
+        elif not isinstance(prompt, str):
+            raise DataError(path, line, "prompt", "wrong_type",
+                            f"expected a string or a list of messages, got {type(prompt).__name__}")
+        elif not prompt.strip():
+            raise DataError(path, line, "prompt", "empty_text", "empty text")
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else \
+            [{"role": m["role"], "content": m["content"]} for m in prompt]
         prompts.append(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
                                                      return_dict=False))
     if not prompts:

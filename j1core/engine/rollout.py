@@ -174,18 +174,17 @@ class RolloutEngine:
         width = max(len(p) for p in prompts)
         cache = dec.new_cache(len(prompts), width, arena, "prompt", zero=False)
         first_logits = [None] * len(prompts)
-        common = wave_prefix(prompts)  # prefilled once; every group's prefix is at least as long
+        common, wave_cache = wave_prefix(prompts), None  # prefilled once; every group's prefix is as long
         if common:
             wave_cache = dec.new_cache(1, common, arena, "wave", zero=False)
             self.run_block([prompts[0][:common]], wave_cache, 0, logits=False)
         for members, shared in prefix_groups(prompts):
-            shared = max(shared, common)
-            if shared:
+            shared, prefix_cache = max(shared, common), wave_cache
+            if shared > common:  # the group's own prefix on top of the wave's
                 prefix_cache = dec.new_cache(1, shared, arena, "prefix", zero=False)
                 if common:
                     prefix_cache.data[:, :, :, :, :common] = wave_cache.data
-                if shared > common:
-                    self.run_block([prompts[members[0]][common:shared]], prefix_cache, common, logits=False)
+                self.run_block([prompts[members[0]][common:shared]], prefix_cache, common, logits=False)
             # The remainders in blocks of similar lengths: a block pads each row to its longest.
             for chunk in padding_chunks([len(prompts[i]) - shared for i in members]):
                 rows = [members[j] for j in chunk]
