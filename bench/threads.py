@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import header, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# (label, environment); OMP_WAIT_POLICY unset gives libgomp's default spin
 # (label, environment): libgomp's default spin count is 300,000 when OMP_WAIT_POLICY is unset; nothing set
 # at all leaves the choice to j1core/threads.py.
 POLICIES = [("spin 300k then sleep (libgomp default)", {"GOMP_SPINCOUNT": "300000"}),
