@@ -59,8 +59,7 @@ from forced_lengths import ForceLengths, draw_lengths, force_engine_lengths  # n
 from machine import cpu_model_and_flags, header, measure_peaks, write_result  # noqa: E402
 from vllm_env import VLLMProcess, best_dtype, kv_space_gb  # noqa: E402
 
-from j1core.data.messages import conversation_problem  # noqa: E402
-from j1core.data.pairs import DataError  # noqa: E402
+from j1core.data.pairs import DataError, check_text_field  # noqa: E402
 from j1core.data.synth_inputs import read_records  # noqa: E402
 from j1core.engine.packed_linear import bf16_matmul_native  # noqa: E402
 from j1core.engine.precision import rollout_dtype  # noqa: E402
@@ -95,18 +94,8 @@ def file_prompts(tokenizer, path: Path) -> list[list[int]]:
     user turn(s) of the tokenizer's chat template, ready for the assistant's reply. DataError names the line."""
     prompts = []
     for line, record in read_records(path):
-        if "prompt" not in record:
-            raise DataError(path, line, "prompt", "missing_field", "missing")
+        check_text_field(record, "prompt", path, line)  # as a pairs file's prompt: text or chat messages
         prompt = record["prompt"]
-        if isinstance(prompt, list):
-            problem = conversation_problem(prompt)
-            if problem:
-                raise DataError(path, line, *problem)
-        elif not isinstance(prompt, str):
-            raise DataError(path, line, "prompt", "wrong_type",
-                            f"expected a string or a list of messages, got {type(prompt).__name__}")
-        elif not prompt.strip():
-            raise DataError(path, line, "prompt", "empty_text", "empty text")
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else \
             [{"role": m["role"], "content": m["content"]} for m in prompt]
         prompts.append(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,

@@ -104,20 +104,7 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
     if not isinstance(record, dict):
         raise DataError(path, line, "(record)", "not_object", f"expected a JSON object, got {_kind(record)}")
     for field in REQUIRED_TEXT_FIELDS:
-        if field not in record:
-            raise DataError(path, line, field, "missing_field", "missing")
-        if field == "prompt" and isinstance(record[field], list):
-            problem = conversation_problem(record[field])
-            if problem:
-                raise DataError(path, line, *problem)
-            continue
-        if not isinstance(record[field], str):
-            wanted = "a string or a list of messages" if field == "prompt" else "a string"
-            raise DataError(path, line, field, "wrong_type", f"expected {wanted}, got {_kind(record[field])}")
-        if not record[field].strip():
-            raise DataError(path, line, field, "empty_text", "empty text")
-        if not is_utf8(record[field]):
-            raise DataError(path, line, field, "invalid_text", "holds a lone surrogate (not valid Unicode text)")
+        check_text_field(record, field, path, line)
     category = record.get("category")
     if category is not None and not isinstance(category, str):
         raise DataError(path, line, "category", "wrong_type", f"expected a string or null, got {_kind(category)}")
@@ -129,6 +116,25 @@ def pair_from_record(record, path="<record>", line: int = 0) -> Pair:
     if isinstance(prompt, list):
         prompt = [{"role": m["role"], "content": m["content"]} for m in prompt]
     return Pair(record["id"], prompt, record["chosen"], record["rejected"], record["source"], category)
+
+
+def check_text_field(record: dict, field: str, path="<record>", line: int = 0) -> None:
+    """DataError unless record[field] is non-empty valid text ("prompt": or a valid list of chat messages)."""
+    if field not in record:
+        raise DataError(path, line, field, "missing_field", "missing")
+    value = record[field]
+    if field == "prompt" and isinstance(value, list):
+        problem = conversation_problem(value)
+        if problem:
+            raise DataError(path, line, *problem)
+        return
+    if not isinstance(value, str):
+        wanted = "a string or a list of messages" if field == "prompt" else "a string"
+        raise DataError(path, line, field, "wrong_type", f"expected {wanted}, got {_kind(value)}")
+    if not value.strip():
+        raise DataError(path, line, field, "empty_text", "empty text")
+    if not is_utf8(value):
+        raise DataError(path, line, field, "invalid_text", "holds a lone surrogate (not valid Unicode text)")
 
 
 def is_utf8(text: str) -> bool:
