@@ -20,7 +20,8 @@ pair adjacent as the trainer passes them, temperature 1.0, top-k / top-p off):
   bench/forced_lengths.py), imposed identically on every generator; the HF rows are left out by
   default here (they carry all 64 rows for 512 steps: many minutes; --hf-reasoning adds them), and so are the
   engine's plain-weights and PyTorch-ops rows, which show on the judge shape what packing and the C++ kernels
-  each give (--all-rows adds them: two minutes of make bench on a slow machine).
+  each give, and its float32 row where auto picks bfloat16 (--all-rows adds them: about three minutes of make
+  bench on a slow machine).
 - prompts (`--prompts FILE`, instead of the two above unless --shapes names them): each record's "prompt" (a
   string, or a list of chat messages) as a user turn of the model's chat template, x n = --n, exactly
   --new-tokens new tokens per sample, or with --median-new-tokens lengths drawn as for the reasoning shape
@@ -332,7 +333,9 @@ def main():
         engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
     auto, why = rollout_dtype("auto", model, "cpu")
     reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
-    diagnostic = {PLAIN_ROW, reference + TORCH_OPS}  # what one part of the engine gives: judge shape (--all-rows)
+    # What one part of the engine gives, and the float32 engine beside auto's bfloat16: judge shape only
+    # (--all-rows adds them to the reasoning shape).
+    diagnostic = {PLAIN_ROW, reference + TORCH_OPS, "j1 engine, float32"} - {reference}
     if engines[reference].engine.decode_kernel is not None:  # the C++ kernels' share, measured
         engines[f"{reference}{TORCH_OPS}"] = Engine(model, tokenizer, packed=None, dtype=auto, decode_kernel=False)
     vllms, info = {}, {}
@@ -376,8 +379,9 @@ def main():
                 if varied and not args.hf_reasoning:
                     out.append("HF rows left out on this shape (--hf-reasoning adds them).\n")
                 if s == "reasoning" and not args.all_rows:
-                    out.append("The engine's plain-weights and PyTorch-ops rows are on the judge shape only "
-                               "(--all-rows adds them here).\n")
+                    out.append("The engine's plain-weights and PyTorch-ops rows" + (
+                        ", and its float32 row beside auto's bfloat16," if reference != "j1 engine, float32" else "")
+                        + " are on the judge shape only (--all-rows adds them here).\n")
         finally:
             for v in vllms.values():
                 v.close()

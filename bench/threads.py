@@ -68,7 +68,9 @@ def main():
     args = parser.parse_args()
     shape = (["--pairs-per-step", "1", "--group-size", "2", "--max-think-tokens", "8"] if args.quick
              else ["--pairs-per-step", "2", "--group-size", "4", "--max-think-tokens", "32"])
-    train_args = [*shape, "--max-steps", str(args.steps), "--dtype", "fp32"]  # the same arithmetic on any CPU
+    # train.py's own --dtype (auto: bfloat16 autocast where the CPU has its matrix instructions): the run the
+    # policy is chosen for
+    train_args = [*shape, "--max-steps", str(args.steps)]
     rows = []
     for label, env in POLICIES + (MORE_POLICIES if args.all else []):
         cells = []
