@@ -72,7 +72,8 @@ FILLER = ("the quick answer is that water boils at one hundred degrees at sea le
           "because the air pressure drops and so the boiling point falls with height")
 WORDS = FILLER.split(" ")
 SEED = 0
-PLAIN_ROW = "j1 engine, float32, plain weights"
+PACKED_ROW = "j1 engine, float32"
+PLAIN_ROW = PACKED_ROW + ", plain weights"
 TORCH_OPS = ", PyTorch ops for kernels/ (decode attention, RMSNorm)"
 
 
@@ -328,14 +329,14 @@ def main():
     generators = {"HF generate": HFGenerate(model, tokenizer, shared_prefill=False),
                   "HF, one prefill per prompt, KV repeated n times": HFGenerate(model, tokenizer, True)}
     engines = {PLAIN_ROW: Engine(model, tokenizer, packed=False),
-               "j1 engine, float32": Engine(model, tokenizer, packed=None)}
+               PACKED_ROW: Engine(model, tokenizer, packed=None)}
     if bf16_matmul_native("cpu"):  # without bfloat16 instructions it is emulated: no row
         engines["j1 engine, bfloat16"] = Engine(model, tokenizer, packed=None, dtype=torch.bfloat16)
     auto, why = rollout_dtype("auto", model, "cpu")
     reference = f"j1 engine, {str(auto).removeprefix('torch.')}"  # what --rollout-dtype auto runs here
     # What one part of the engine gives, and the float32 engine beside auto's bfloat16: judge shape only
     # (--all-rows adds them to the reasoning shape).
-    diagnostic = {PLAIN_ROW, reference + TORCH_OPS, "j1 engine, float32"} - {reference}
+    diagnostic = {PLAIN_ROW, reference + TORCH_OPS, PACKED_ROW} - {reference}
     if engines[reference].engine.decode_kernel is not None:  # the C++ kernels' share, measured
         engines[f"{reference}{TORCH_OPS}"] = Engine(model, tokenizer, packed=None, dtype=auto, decode_kernel=False)
     vllms, info = {}, {}
@@ -380,7 +381,7 @@ def main():
                     out.append("HF rows left out on this shape (--hf-reasoning adds them).\n")
                 if s == "reasoning" and not args.all_rows:
                     out.append("The engine's plain-weights and PyTorch-ops rows" + (
-                        ", and its float32 row beside auto's bfloat16," if reference != "j1 engine, float32" else "")
+                        ", and its float32 row beside auto's bfloat16," if PACKED_ROW in diagnostic else "")
                         + " are on the judge shape only (--all-rows adds them here).\n")
         finally:
             for v in vllms.values():
